@@ -1,0 +1,58 @@
+//! Transport-neutral body and response traits, so the proxy logic runs the same
+//! over wasi:http streams and over the in-memory fakes of its unit tests.
+#![allow(async_fn_in_trait)]
+
+use crate::cache::headers::HeaderList;
+use std::fmt;
+
+/// A body stream failed (reset, malformed framing, host error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError(pub String);
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A body read chunk by chunk.
+pub trait BodySource {
+    /// The next chunk, or `None` at the end of the body.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BodyError>;
+}
+
+/// A body being written. Dropping it without [`BodySink::finish`] aborts the
+/// message, so a truncated body is never passed off as complete.
+pub trait BodySink {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BodyError>;
+    fn finish(self) -> Result<(), BodyError>;
+}
+
+/// The client's side of the exchange: where the one response goes.
+pub trait Client {
+    type Sink: BodySink;
+    /// Sends status and headers; the body follows through the returned sink.
+    fn respond(self, status: u16, headers: HeaderList) -> Result<Self::Sink, BodyError>;
+}
+
+/// Sends a complete response.
+pub async fn respond_full(
+    client: impl Client,
+    status: u16,
+    headers: HeaderList,
+    body: &[u8],
+) -> Result<(), BodyError> {
+    let mut sink = client.respond(status, headers)?;
+    if !body.is_empty() {
+        sink.write(body).await?;
+    }
+    sink.finish()
+}
+
+/// Copies the rest of `source` into `sink`; `Err` leaves the sink unfinished (aborted).
+pub async fn pump(source: &mut impl BodySource, sink: &mut impl BodySink) -> Result<(), BodyError> {
+    while let Some(chunk) = source.next_chunk().await? {
+        sink.write(&chunk).await?;
+    }
+    Ok(())
+}

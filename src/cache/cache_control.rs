@@ -1,0 +1,112 @@
+//! `Cache-Control` directives (RFC 9111 §5.2) that this cache acts on.
+
+/// The directives of one message; unknown ones are ignored, as RFC 9111 §5.2 requires.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CacheControl {
+    pub no_store: bool,
+    pub no_cache: bool,
+    pub private: bool,
+    pub public: bool,
+    pub only_if_cached: bool,
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+}
+
+impl CacheControl {
+    /// Parses every `Cache-Control` field value of a message.
+    pub fn parse(values: &[&[u8]]) -> Self {
+        let mut cc = CacheControl::default();
+        for value in values {
+            let text = String::from_utf8_lossy(value);
+            for directive in split_directives(&text) {
+                let (name, arg) = match directive.split_once('=') {
+                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                    None => (directive.trim(), None),
+                };
+                match name.to_ascii_lowercase().as_str() {
+                    "no-store" => cc.no_store = true,
+                    // `no-cache="field"` only restricts those fields; treating it as a
+                    // plain no-cache is the conservative reading for a cache that
+                    // does not revalidate.
+                    "no-cache" => cc.no_cache = true,
+                    "private" => cc.private = true,
+                    "public" => cc.public = true,
+                    "only-if-cached" => cc.only_if_cached = true,
+                    "max-age" => cc.max_age = merge(cc.max_age, arg.map(delta_seconds)),
+                    "s-maxage" => cc.s_maxage = merge(cc.s_maxage, arg.map(delta_seconds)),
+                    _ => {}
+                }
+            }
+        }
+        cc
+    }
+}
+
+/// RFC 9111 §4.2.1: "When there is more than one value present for a given
+/// directive (e.g., two Expires header field lines or multiple Cache-Control:
+/// max-age directives), either the first occurrence should be used or the
+/// response should be considered stale." We keep the smaller, which is never
+/// fresher than either.
+fn merge(old: Option<u64>, new: Option<u64>) -> Option<u64> {
+    match (old, new) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// RFC 9111 §1.2.2: a delta-seconds that cannot be parsed is invalid; one too
+/// large saturates. An invalid value counts as 0 (stale), never as "forever".
+fn delta_seconds(arg: &str) -> u64 {
+    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    arg.parse().unwrap_or(u64::from(u32::MAX))
+}
+
+/// Splits on commas outside quoted strings.
+fn split_directives(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
+    out.into_iter().filter(|d| !d.trim().is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_directives_across_field_lines() {
+        let cc = CacheControl::parse(&[b"public, max-age=60", b"S-MAXAGE=\"120\", no-cache"]);
+        assert!(cc.public && cc.no_cache && !cc.no_store);
+        assert_eq!(cc.max_age, Some(60));
+        assert_eq!(cc.s_maxage, Some(120));
+    }
+
+    #[test]
+    fn invalid_or_repeated_max_age_is_conservative() {
+        assert_eq!(CacheControl::parse(&[b"max-age=abc"]).max_age, Some(0));
+        assert_eq!(CacheControl::parse(&[b"max-age=-5"]).max_age, Some(0));
+        assert_eq!(CacheControl::parse(&[b"max-age=50, max-age=10"]).max_age, Some(10));
+        assert_eq!(
+            CacheControl::parse(&[b"max-age=99999999999999999999"]).max_age,
+            Some(u64::from(u32::MAX))
+        );
+    }
+
+    #[test]
+    fn quoted_commas_do_not_split() {
+        let cc = CacheControl::parse(&[b"private=\"a, b\", only-if-cached"]);
+        assert!(cc.private && cc.only_if_cached);
+    }
+}

@@ -1,0 +1,191 @@
+//! Cache key derivation: one versioned function over length-prefixed fields.
+//!
+//! Changing what goes into the key, or how, must bump [`KEY_SCHEME`]: the golden
+//! digest test below fails loudly otherwise, and old entries become unreachable
+//! instead of being served for the wrong request.
+
+use super::digest::{hex, Digest32, FieldHasher};
+
+/// Version of the key scheme; part of both the hashed input and the KV key prefix.
+pub const KEY_SCHEME: u8 = 1;
+
+/// Everything that identifies a cacheable request.
+#[derive(Debug, Clone)]
+pub struct KeyInput<'a> {
+    /// Request method, as sent ("POST", "QUERY").
+    pub method: &'a str,
+    /// The request's authority (host and port) as the client addressed it.
+    pub host: &'a str,
+    pub path: &'a str,
+    /// The query without its `?`; empty and absent are the same request.
+    pub query: &'a str,
+    /// The configured key headers, each with every value the request carried, in order.
+    pub headers: &'a [(&'a str, Vec<&'a [u8]>)],
+    /// Credential scope (see [`credential_scope`]); `None` when requests carry no credential.
+    pub credential_scope: Option<Digest32>,
+    /// SHA-256 of the raw request body bytes.
+    pub body_digest: Digest32,
+}
+
+/// A derived cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheKey(pub Digest32);
+
+impl CacheKey {
+    /// The key in the KV store: a short namespaced string, far below the 255-byte cap.
+    pub fn kv_key(&self) -> String {
+        format!("post-cache:v{KEY_SCHEME}:{}", hex(&self.0))
+    }
+}
+
+/// Derives the cache key. Every field is length-prefixed and the field list is
+/// fixed, so no two distinct inputs share their hashed bytes.
+pub fn derive(input: &KeyInput<'_>) -> CacheKey {
+    let mut h = FieldHasher::new();
+    h.field(b"post-cache key").field(&[KEY_SCHEME]);
+    h.field(input.method.as_bytes())
+        .field(input.host.to_ascii_lowercase().as_bytes())
+        .field(input.path.as_bytes())
+        .field(input.query.as_bytes());
+    h.count(input.headers.len());
+    for (name, values) in input.headers {
+        h.field(name.to_ascii_lowercase().as_bytes());
+        h.count(values.len());
+        for value in values {
+            h.field(value);
+        }
+    }
+    match &input.credential_scope {
+        Some(scope) => h.field(b"scoped").field(scope),
+        None => h.field(b"public"),
+    };
+    h.field(&input.body_digest);
+    CacheKey(h.finish())
+}
+
+/// The credential scope of a request: an HMAC, under a secret salt, of its
+/// `Authorization` and `Cookie` values. The credential itself is never stored.
+pub fn credential_scope(salt: &[u8], credentials: &[(&str, Vec<&[u8]>)]) -> Digest32 {
+    let mut message = Vec::new();
+    for (name, values) in credentials {
+        push_field(&mut message, name.as_bytes());
+        message.extend_from_slice(&(values.len() as u64).to_be_bytes());
+        for value in values {
+            push_field(&mut message, value);
+        }
+    }
+    super::digest::hmac_sha256(salt, &message)
+}
+
+fn push_field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn body_digest(body: &[u8]) -> Digest32 {
+        Sha256::digest(body).into()
+    }
+
+    fn input<'a>(headers: &'a [(&'a str, Vec<&'a [u8]>)], body: &[u8]) -> KeyInput<'a> {
+        KeyInput {
+            method: "POST",
+            host: "api.example.com",
+            path: "/graphql",
+            query: "op=q",
+            headers,
+            credential_scope: None,
+            body_digest: body_digest(body),
+        }
+    }
+
+    /// Pins the key scheme. If this fails, the key derivation changed: bump
+    /// KEY_SCHEME and update the digest, never just the digest.
+    #[test]
+    fn golden_digest_is_pinned() {
+        let headers = [("content-type", vec![&b"application/json"[..]])];
+        let key = derive(&input(&headers, br#"{"query":"{ me { id } }"}"#));
+        assert_eq!(
+            key.kv_key(),
+            "post-cache:v1:a738ec214e23f022fe7a3b0ab360b153e0a99c6cd118200059dce39aacf72140"
+        );
+    }
+
+    #[test]
+    fn kv_key_is_short() {
+        let key = derive(&input(&[], b""));
+        assert!(key.kv_key().len() < 100, "{}", key.kv_key());
+    }
+
+    #[test]
+    fn binary_bodies_that_decode_to_the_same_text_get_different_keys() {
+        // Both are invalid UTF-8; a lossy text decode turns each into "\u{FFFD}".
+        let a = input(&[], &[0xff]);
+        let b = input(&[], &[0xfe]);
+        assert_eq!(
+            String::from_utf8_lossy(&[0xff]),
+            String::from_utf8_lossy(&[0xfe])
+        );
+        assert_ne!(derive(&a), derive(&b));
+    }
+
+    #[test]
+    fn every_field_changes_the_key() {
+        let ct = [("content-type", vec![&b"application/json"[..]])];
+        let base = input(&ct, b"{}");
+        let k = derive(&base);
+        let other_ct = [("content-type", vec![&b"application/cbor"[..]])];
+        let variants = [
+            KeyInput { method: "QUERY", ..base.clone() },
+            KeyInput { host: "other.example.com", ..base.clone() },
+            KeyInput { path: "/graphql2", ..base.clone() },
+            KeyInput { query: "op=r", ..base.clone() },
+            KeyInput { headers: &other_ct, ..base.clone() },
+            KeyInput { headers: &[], ..base.clone() },
+            KeyInput { credential_scope: Some([7; 32]), ..base.clone() },
+            KeyInput { body_digest: body_digest(b"{ }"), ..base.clone() },
+        ];
+        for v in &variants {
+            assert_ne!(derive(v), k, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn host_case_does_not_matter() {
+        let a = input(&[], b"x");
+        let b = KeyInput { host: "API.Example.COM", ..a.clone() };
+        assert_eq!(derive(&a), derive(&b));
+    }
+
+    #[test]
+    fn no_ambiguity_between_path_and_query() {
+        let a = KeyInput { path: "/a?b", query: "", ..input(&[], b"") };
+        let b = KeyInput { path: "/a", query: "b", ..input(&[], b"") };
+        assert_ne!(derive(&a), derive(&b));
+    }
+
+    #[test]
+    fn no_ambiguity_between_header_values() {
+        let one = [("x", vec![&b"a,b"[..]])];
+        let two = [("x", vec![&b"a"[..], &b"b"[..]])];
+        assert_ne!(derive(&input(&one, b"")), derive(&input(&two, b"")));
+        // An absent header differs from an empty one.
+        let empty = [("x", vec![&b""[..]])];
+        let absent = [("x", vec![])];
+        assert_ne!(derive(&input(&empty, b"")), derive(&input(&absent, b"")));
+    }
+
+    #[test]
+    fn credential_scope_depends_on_salt_and_credential() {
+        let cred = [("authorization", vec![&b"Bearer alice"[..]])];
+        let other = [("authorization", vec![&b"Bearer bob"[..]])];
+        let a = credential_scope(b"salt", &cred);
+        assert_ne!(a, credential_scope(b"salt", &other));
+        assert_ne!(a, credential_scope(b"pepper", &cred));
+        assert_eq!(a, credential_scope(b"salt", &cred));
+    }
+}

@@ -1,0 +1,11 @@
+//! The pure cache core: key derivation, storage policy, the stored record and the
+//! `Cache-Status` outcome. Nothing here touches Spin, the network or the clock:
+//! time comes in as `now` (Unix seconds).
+
+pub mod cache_control;
+pub mod digest;
+pub mod headers;
+pub mod key;
+pub mod outcome;
+pub mod policy;
+pub mod record;

@@ -1,0 +1,482 @@
+//! What the cache does with a request and whether it may store a response.
+//!
+//! POST and QUERY caching is an opt-in extension: RFC 9110 §9.3.3 allows a POST
+//! response to be reused only for a later GET of its Content-Location, so caching
+//! POST by body digest goes beyond RFC 9111. Everything else here follows RFC 9111
+//! for a shared cache, and is stricter where it cannot revalidate.
+
+use super::cache_control::CacheControl;
+use super::headers::{has, list_items, values};
+
+/// How requests carrying `Authorization` or `Cookie` are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialMode {
+    /// Never looked up or stored: one user's answer is never another's.
+    Bypass,
+    /// Keyed by an HMAC of the credential, so each credential has its own entries.
+    Scoped,
+}
+
+/// The request-side decision; each variant's doc says what the caller does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestDecision {
+    /// Forward to the origin untouched, store nothing, report `fwd=bypass; detail=…`.
+    Bypass(BypassReason),
+    /// Hash the body, look the key up, replay a fresh hit, otherwise forward and store.
+    Lookup {
+        /// On a miss, answer 504 instead of forwarding.
+        only_if_cached: bool,
+        /// Whether the key carries a credential scope.
+        scoped: bool,
+    },
+    /// The client demands a fresh answer: forward, then store it (`fwd=request`).
+    Refresh { scoped: bool },
+}
+
+/// Why a request went around the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BypassReason {
+    Method,
+    Auth,
+    NoStore,
+    BodyTooLarge,
+    StoreError,
+}
+
+impl BypassReason {
+    pub fn detail(self) -> &'static str {
+        match self {
+            BypassReason::Method => "method",
+            BypassReason::Auth => "auth",
+            BypassReason::NoStore => "no-store",
+            BypassReason::BodyTooLarge => "body-too-large",
+            BypassReason::StoreError => "store-error",
+        }
+    }
+}
+
+/// The credential headers: their presence makes a request per-user.
+pub const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "cookie"];
+
+/// Decides what to do with a request before its body is read.
+pub fn decide_request(
+    method_is_candidate: bool,
+    headers: &[(String, Vec<u8>)],
+    credentials: CredentialMode,
+) -> RequestDecision {
+    if !method_is_candidate {
+        return RequestDecision::Bypass(BypassReason::Method);
+    }
+    let cc = CacheControl::parse(&values(headers, "cache-control"));
+    // RFC 9111 §5.2.1.5: no-store "indicates that a cache MUST NOT store any part
+    // of either this request or any response to it."
+    if cc.no_store {
+        return RequestDecision::Bypass(BypassReason::NoStore);
+    }
+    let has_credentials = CREDENTIAL_HEADERS.iter().any(|name| has(headers, name));
+    let scoped = match (has_credentials, credentials) {
+        (false, _) => false,
+        // RFC 9111 §3.5: a shared cache must not reuse a response to a request with
+        // Authorization for another request; without scoping we do not even look.
+        (true, CredentialMode::Bypass) => return RequestDecision::Bypass(BypassReason::Auth),
+        (true, CredentialMode::Scoped) => true,
+    };
+    // RFC 9111 §5.2.1.4: no-cache "indicates that the client prefers a stored
+    // response not be used to satisfy the request without successful validation".
+    // We cannot validate a POST, so we refetch (and refresh the entry).
+    if cc.no_cache || cc.max_age == Some(0) {
+        return RequestDecision::Refresh { scoped };
+    }
+    RequestDecision::Lookup {
+        only_if_cached: cc.only_if_cached,
+        scoped,
+    }
+}
+
+/// Why a response was not stored (`detail=` of `Cache-Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStoredReason {
+    /// Status not in the configured list.
+    Status,
+    ServerError,
+    PartialContent,
+    NoStore,
+    Private,
+    /// `no-cache` responses need revalidation, which a POST cache cannot do.
+    NoCache,
+    SetCookie,
+    VaryStar,
+    /// Freshness lifetime of zero (or already used up by `Age`).
+    Stale,
+    /// Larger than `max_entry_bytes`.
+    TooLarge,
+    /// The KV write failed.
+    StoreError,
+}
+
+impl NotStoredReason {
+    pub fn detail(self) -> &'static str {
+        match self {
+            NotStoredReason::Status => "status",
+            NotStoredReason::ServerError => "server-error",
+            NotStoredReason::PartialContent => "partial-content",
+            NotStoredReason::NoStore => "no-store",
+            NotStoredReason::Private => "private",
+            NotStoredReason::NoCache => "no-cache",
+            NotStoredReason::SetCookie => "set-cookie",
+            NotStoredReason::VaryStar => "vary-star",
+            NotStoredReason::Stale => "stale",
+            NotStoredReason::TooLarge => "too-large",
+            NotStoredReason::StoreError => "store-error",
+        }
+    }
+}
+
+/// The response-side decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storability {
+    /// Capture the body and store it; it is fresh for `ttl` seconds from now.
+    Store {
+        ttl: u64,
+        /// Age the response already had when it arrived (seconds), replayed in `Age`.
+        initial_age: u64,
+        /// Lower-case request header names from `Vary`.
+        vary: Vec<String>,
+    },
+    /// Relay the response as it is and report why it was not stored.
+    DoNotStore(NotStoredReason),
+}
+
+/// Policy knobs from the configuration.
+#[derive(Debug, Clone)]
+pub struct StoragePolicy<'a> {
+    pub cacheable_statuses: &'a [u16],
+    /// Used when the origin gives no explicit freshness (seconds).
+    pub default_ttl: u64,
+}
+
+/// Decides whether a response may be stored and for how long. `now` is Unix seconds.
+pub fn decide_response(
+    status: u16,
+    headers: &[(String, Vec<u8>)],
+    policy: &StoragePolicy<'_>,
+    now: u64,
+) -> Storability {
+    use NotStoredReason::*;
+    let refuse = Storability::DoNotStore;
+    if status >= 500 {
+        return refuse(ServerError);
+    }
+    // RFC 9111 §3.4: a cache that does not support Range and Content-Range MUST NOT
+    // store incomplete responses.
+    if status == 206 {
+        return refuse(PartialContent);
+    }
+    if !policy.cacheable_statuses.contains(&status) {
+        return refuse(Status);
+    }
+    let cc = CacheControl::parse(&values(headers, "cache-control"));
+    // RFC 9111 §3: "the no-store cache directive is not present in the response".
+    if cc.no_store {
+        return refuse(NoStore);
+    }
+    // RFC 9111 §3: "if the cache is shared: the private response directive is
+    // either not present or allows a shared cache to store a modified response".
+    if cc.private {
+        return refuse(Private);
+    }
+    if cc.no_cache {
+        return refuse(NoCache);
+    }
+    // Set-Cookie carries per-user state; replaying it would hand one user's
+    // session to another.
+    if has(headers, "set-cookie") {
+        return refuse(SetCookie);
+    }
+    let vary = list_items(&values(headers, "vary"));
+    // RFC 9111 §4.1: "A stored response with a Vary header field value containing
+    // a member "*" always fails to match."
+    if vary.iter().any(|v| v == "*") {
+        return refuse(VaryStar);
+    }
+    let lifetime = freshness_lifetime(&cc, headers, policy.default_ttl, now);
+    let initial_age = initial_age(headers, now);
+    let ttl = lifetime.saturating_sub(initial_age);
+    if ttl == 0 {
+        return refuse(Stale);
+    }
+    Storability::Store {
+        ttl,
+        initial_age,
+        vary,
+    }
+}
+
+/// RFC 9111 §4.2.1: "If the cache is shared and the s-maxage response directive
+/// is present, use its value, or if the max-age response directive is present,
+/// use its value, or if the Expires response header field is present, use its
+/// value minus the value of the Date response header field (using the time the
+/// message was received if it is not present), or otherwise, no explicit
+/// expiration time is present in the response. A heuristic freshness lifetime
+/// might be applicable".
+fn freshness_lifetime(
+    cc: &CacheControl,
+    headers: &[(String, Vec<u8>)],
+    default_ttl: u64,
+    now: u64,
+) -> u64 {
+    if let Some(s) = cc.s_maxage {
+        return s;
+    }
+    if let Some(m) = cc.max_age {
+        return m;
+    }
+    let expires = values(headers, "expires");
+    if let Some(first) = expires.first() {
+        // RFC 9111 §5.3: "A cache recipient MUST interpret invalid date formats,
+        // especially the value "0", as representing a time in the past".
+        let Some(expires) = parse_http_date(first) else {
+            return 0;
+        };
+        let date = values(headers, "date")
+            .first()
+            .and_then(|d| parse_http_date(d))
+            .unwrap_or(now);
+        return expires.saturating_sub(date);
+    }
+    default_ttl
+}
+
+/// RFC 9111 §4.2.3: corrected initial age is the larger of the `Age` value and
+/// the apparent age (receipt time minus `Date`).
+fn initial_age(headers: &[(String, Vec<u8>)], now: u64) -> u64 {
+    let age_value = values(headers, "age")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let apparent = values(headers, "date")
+        .first()
+        .and_then(|d| parse_http_date(d))
+        .map(|date| now.saturating_sub(date))
+        .unwrap_or(0);
+    age_value.max(apparent)
+}
+
+/// RFC 9111 §4.1: a stored response matches only if each header named by its
+/// `Vary` has the same values in the new request. The caller compares
+/// [`vary_digest`]s of the stored and current requests.
+pub fn vary_digest(request_headers: &[(String, Vec<u8>)], vary: &[String]) -> [u8; 32] {
+    let mut h = super::digest::FieldHasher::new();
+    h.count(vary.len());
+    for name in vary {
+        h.field(name.as_bytes());
+        // Credentials never enter a record, not even hashed: with credential
+        // scoping they are already part of the key, otherwise such requests bypass.
+        if CREDENTIAL_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        let vals = values(request_headers, name);
+        h.count(vals.len());
+        for v in vals {
+            h.field(v);
+        }
+    }
+    h.finish()
+}
+
+/// Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850
+/// and asctime forms that recipients must also accept. Returns Unix seconds.
+pub fn parse_http_date(raw: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(raw).ok()?.trim();
+    let parts: Vec<&str> = text
+        .split(|c: char| c == ' ' || c == ',')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (day, month, year, time) = match parts.as_slice() {
+        // Sun, 06 Nov 1994 08:49:37 GMT
+        [_, d, m, y, t, "GMT"] => (d.parse().ok()?, *m, y.parse().ok()?, *t),
+        // Sunday, 06-Nov-94 08:49:37 GMT
+        [_, dmy, t, "GMT"] => {
+            let mut it = dmy.split('-');
+            let (d, m, y) = (it.next()?, it.next()?, it.next()?);
+            let y: u64 = y.parse().ok()?;
+            // RFC 9110: two-digit years more than 50 years in the future are in the past.
+            (d.parse().ok()?, m, if y < 70 { 2000 + y } else { 1900 + y }, *t)
+        }
+        // Sun Nov  6 08:49:37 1994
+        [_, m, d, t, y] => (d.parse().ok()?, *m, y.parse().ok()?, *t),
+        _ => return None,
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
+    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, mi, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    if year < 1970 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (year >= 1970).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUSES: &[u16] = &[200, 203, 204, 300, 301, 404, 405, 410, 414, 501];
+    const NOW: u64 = 1_700_000_000;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn decide(status: u16, pairs: &[(&str, &str)]) -> Storability {
+        let policy = StoragePolicy {
+            cacheable_statuses: STATUSES,
+            default_ttl: 30,
+        };
+        decide_response(status, &h(pairs), &policy, NOW)
+    }
+
+    fn ttl(s: Storability) -> u64 {
+        match s {
+            Storability::Store { ttl, .. } => ttl,
+            other => panic!("expected Store, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn freshness_precedence_s_maxage_max_age_expires_default() {
+        assert_eq!(ttl(decide(200, &[("cache-control", "max-age=10, s-maxage=20")])), 20);
+        let expires_in_100 = "Tue, 14 Nov 2023 22:15:00 GMT"; // NOW + 100
+        assert_eq!(parse_http_date(expires_in_100.as_bytes()), Some(NOW + 100));
+        assert_eq!(
+            ttl(decide(200, &[("cache-control", "max-age=10"), ("expires", expires_in_100)])),
+            10
+        );
+        assert_eq!(ttl(decide(200, &[("expires", expires_in_100)])), 100);
+        assert_eq!(ttl(decide(200, &[])), 30);
+    }
+
+    #[test]
+    fn expires_is_relative_to_date_and_invalid_is_stale() {
+        let pairs = [
+            ("date", "Tue, 14 Nov 2023 22:13:20 GMT"),    // NOW
+            ("expires", "Tue, 14 Nov 2023 22:13:50 GMT"), // NOW + 30
+        ];
+        assert_eq!(ttl(decide(200, &pairs)), 30);
+        assert_eq!(decide(200, &[("expires", "0")]), Storability::DoNotStore(NotStoredReason::Stale));
+    }
+
+    #[test]
+    fn age_uses_up_freshness() {
+        assert_eq!(ttl(decide(200, &[("cache-control", "max-age=100"), ("age", "40")])), 60);
+        assert_eq!(
+            decide(200, &[("cache-control", "max-age=100"), ("age", "100")]),
+            Storability::DoNotStore(NotStoredReason::Stale)
+        );
+    }
+
+    #[test]
+    fn never_stored_cases() {
+        use NotStoredReason::*;
+        let cases: &[(u16, &[(&str, &str)], NotStoredReason)] = &[
+            (500, &[("cache-control", "max-age=60")], ServerError),
+            (503, &[], ServerError),
+            (206, &[("cache-control", "max-age=60")], PartialContent),
+            (201, &[("cache-control", "max-age=60")], Status),
+            (302, &[], Status),
+            (200, &[("cache-control", "no-store, max-age=60")], NoStore),
+            (200, &[("cache-control", "private, max-age=60")], Private),
+            (200, &[("cache-control", "no-cache")], NoCache),
+            (200, &[("set-cookie", "sid=1"), ("cache-control", "max-age=60")], SetCookie),
+            (200, &[("vary", "accept, *")], VaryStar),
+            (200, &[("cache-control", "max-age=0")], Stale),
+        ];
+        for (status, pairs, reason) in cases {
+            assert_eq!(
+                decide(*status, pairs),
+                Storability::DoNotStore(*reason),
+                "{status} {pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn heuristically_cacheable_statuses_are_stored_except_5xx() {
+        assert_eq!(decide(501, &[]), Storability::DoNotStore(NotStoredReason::ServerError));
+        for &status in STATUSES.iter().filter(|&&s| s < 500) {
+            assert!(matches!(decide(status, &[]), Storability::Store { .. }), "{status}");
+        }
+    }
+
+    #[test]
+    fn vary_names_are_kept() {
+        match decide(200, &[("vary", "Accept-Language"), ("vary", "x-tenant")]) {
+            Storability::Store { vary, .. } => assert_eq!(vary, vec!["accept-language", "x-tenant"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn vary_digest_tracks_varied_values_but_never_credentials() {
+        let vary = vec!["accept-language".to_string(), "authorization".to_string()];
+        let en = h(&[("accept-language", "en"), ("authorization", "Bearer a")]);
+        let en_other_user = h(&[("accept-language", "en"), ("authorization", "Bearer b")]);
+        let de = h(&[("accept-language", "de"), ("authorization", "Bearer a")]);
+        assert_eq!(vary_digest(&en, &vary), vary_digest(&en_other_user, &vary));
+        assert_ne!(vary_digest(&en, &vary), vary_digest(&de, &vary));
+    }
+
+    #[test]
+    fn request_decisions() {
+        use RequestDecision::*;
+        let d = |candidate, pairs: &[(&str, &str)], mode| decide_request(candidate, &h(pairs), mode);
+        let bypass = CredentialMode::Bypass;
+        let scoped = CredentialMode::Scoped;
+        assert_eq!(d(false, &[], bypass), Bypass(BypassReason::Method));
+        assert_eq!(d(true, &[], bypass), Lookup { only_if_cached: false, scoped: false });
+        assert_eq!(d(true, &[("authorization", "x")], bypass), Bypass(BypassReason::Auth));
+        assert_eq!(d(true, &[("Cookie", "a=b")], bypass), Bypass(BypassReason::Auth));
+        assert_eq!(
+            d(true, &[("authorization", "x")], scoped),
+            Lookup { only_if_cached: false, scoped: true }
+        );
+        assert_eq!(d(true, &[("cache-control", "no-store")], scoped), Bypass(BypassReason::NoStore));
+        assert_eq!(d(true, &[("cache-control", "no-cache")], bypass), Refresh { scoped: false });
+        assert_eq!(d(true, &[("cache-control", "max-age=0")], bypass), Refresh { scoped: false });
+        assert_eq!(
+            d(true, &[("cache-control", "only-if-cached")], bypass),
+            Lookup { only_if_cached: true, scoped: false }
+        );
+    }
+
+    #[test]
+    fn http_date_forms() {
+        let imf = parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(imf, Some(784_111_777));
+        assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), imf);
+        assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), imf);
+        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 PST"), None);
+        assert_eq!(parse_http_date(b"garbage"), None);
+        assert_eq!(parse_http_date(b"Sun, 32 Nov 1994 08:49:37 GMT"), None);
+    }
+}

@@ -1,0 +1,299 @@
+//! Configuration: plain data with defaults, built from a variable lookup function
+//! so it can be tested without Spin. Every error names the variable at fault.
+
+use crate::cache::policy::CredentialMode;
+use std::fmt;
+
+/// The configuration of one component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub origin: OriginUrl,
+    /// Freshness (seconds) when the origin states none.
+    pub default_ttl: u64,
+    /// Connect and first-byte timeout for origin requests (seconds).
+    pub origin_timeout: u64,
+    /// Request bodies larger than this are forwarded, not cached.
+    pub max_body_bytes: usize,
+    /// The largest record written to the KV store (head + body).
+    pub max_entry_bytes: usize,
+    /// Upper-case methods that are cache candidates.
+    pub cache_methods: Vec<String>,
+    /// Lower-case request header names whose values are part of the key.
+    pub key_headers: Vec<String>,
+    pub cacheable_statuses: Vec<u16>,
+    pub credentials: CredentialMode,
+    /// Secret salt of the credential scope; non-empty when scoping is on.
+    pub credential_salt: String,
+    /// Label of the Spin key-value store.
+    pub kv_store: String,
+}
+
+/// The origin base URL, split for building outbound requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginUrl {
+    pub https: bool,
+    pub authority: String,
+    /// Path prefix without a trailing slash ("" for the root).
+    pub base_path: String,
+}
+
+/// A variable that is missing or invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "variable `{}`: {}", self.variable, self.problem)
+    }
+}
+
+/// Defaults, as also written in spin.toml and the README.
+pub mod defaults {
+    pub const DEFAULT_TTL: u64 = 60;
+    pub const ORIGIN_TIMEOUT: u64 = 30;
+    pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+    /// A little under the 1 MB (1,000,000 bytes) value cap of hosted Spin KV.
+    pub const MAX_ENTRY_BYTES: usize = 960_000;
+    pub const CACHE_METHODS: &str = "POST,QUERY";
+    pub const KEY_HEADERS: &str = "content-type";
+    /// RFC 9110 §15.1: the heuristically cacheable status codes. 501 stays in the
+    /// list as the RFC has it, but the policy never stores any 5xx.
+    pub const CACHEABLE_STATUSES: &str = "200,203,204,300,301,404,405,410,414,501";
+    pub const KV_STORE: &str = "default";
+}
+
+/// A variable lookup: `Ok(None)` when the variable is undefined, `Err` when the
+/// provider failed.
+pub trait Lookup: Fn(&'static str) -> Result<Option<String>, String> {}
+impl<F: Fn(&'static str) -> Result<Option<String>, String>> Lookup for F {}
+
+impl Config {
+    pub fn from_lookup(lookup: impl Lookup) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            lookup(name)
+                .map(|v| v.map(|s| s.trim().to_string()))
+                .map_err(|e| err(name, format!("could not be read: {e}")))
+        };
+        let origin = match get("origin")? {
+            Some(url) if !url.is_empty() => OriginUrl::parse(&url).map_err(|p| err("origin", p))?,
+            _ => return Err(err("origin", "is required: the base URL of the origin, e.g. https://api.example.com".into())),
+        };
+        let number = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
+            match get(name)? {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n >= min => Ok(n),
+                    Ok(_) => Err(err(name, format!("must be at least {min}, got {v:?}"))),
+                    Err(_) => Err(err(name, format!("must be a whole number, got {v:?}"))),
+                },
+            }
+        };
+        let list = |name: &'static str, default: &str| -> Result<Vec<String>, ConfigError> {
+            let raw = get(name)?.unwrap_or_else(|| default.to_string());
+            Ok(raw
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect())
+        };
+
+        let cache_methods: Vec<String> = list("cache_methods", defaults::CACHE_METHODS)?
+            .into_iter()
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        if let Some(bad) = cache_methods.iter().find(|m| !is_token(m)) {
+            return Err(err("cache_methods", format!("{bad:?} is not an HTTP method")));
+        }
+        let key_headers: Vec<String> = list("key_headers", defaults::KEY_HEADERS)?
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        if let Some(bad) = key_headers.iter().find(|h| !is_token(h)) {
+            return Err(err("key_headers", format!("{bad:?} is not a header name")));
+        }
+        if let Some(cred) = key_headers
+            .iter()
+            .find(|h| crate::cache::policy::CREDENTIAL_HEADERS.contains(&h.as_str()))
+        {
+            return Err(err(
+                "key_headers",
+                format!("{cred:?} would put a credential in the key; use scope_by_credential"),
+            ));
+        }
+        let cacheable_statuses = list("cacheable_statuses", defaults::CACHEABLE_STATUSES)?
+            .iter()
+            .map(|s| match s.parse::<u16>() {
+                Ok(n) if (100..=599).contains(&n) => Ok(n),
+                _ => Err(err("cacheable_statuses", format!("{s:?} is not an HTTP status code"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let credentials = match get("scope_by_credential")?.as_deref() {
+            None | Some("") | Some("false") => CredentialMode::Bypass,
+            Some("true") => CredentialMode::Scoped,
+            Some(other) => {
+                return Err(err("scope_by_credential", format!("must be true or false, got {other:?}")))
+            }
+        };
+        let credential_salt = get("credential_salt")?.unwrap_or_default();
+        if credentials == CredentialMode::Scoped && credential_salt.len() < 16 {
+            return Err(err(
+                "credential_salt",
+                "must be a secret of at least 16 characters when scope_by_credential is true".into(),
+            ));
+        }
+        let kv_store = get("kv_store")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| defaults::KV_STORE.to_string());
+
+        Ok(Config {
+            origin,
+            default_ttl: number("default_ttl", defaults::DEFAULT_TTL, 0)?,
+            origin_timeout: number("origin_timeout", defaults::ORIGIN_TIMEOUT, 1)?,
+            max_body_bytes: number("max_body_bytes", defaults::MAX_BODY_BYTES as u64, 0)? as usize,
+            max_entry_bytes: number("max_entry_bytes", defaults::MAX_ENTRY_BYTES as u64, 1024)? as usize,
+            cache_methods,
+            key_headers,
+            cacheable_statuses,
+            credentials,
+            credential_salt,
+            kv_store,
+        })
+    }
+
+    pub fn is_candidate(&self, method: &str) -> bool {
+        self.cache_methods.iter().any(|m| m == method)
+    }
+}
+
+impl OriginUrl {
+    /// Parses `http[s]://authority[/base/path]`; no query, fragment or user info.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("{url:?} must start with http:// or https://"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!("{url:?} needs a host and no user info"));
+        }
+        if !authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+        {
+            return Err(format!("{url:?} has an invalid host"));
+        }
+        if path.contains(['?', '#']) {
+            return Err(format!("{url:?} must not have a query or fragment"));
+        }
+        Ok(OriginUrl {
+            https,
+            authority: authority.to_string(),
+            base_path: path.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// RFC 9110 §5.6.2 token characters.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn err(variable: &'static str, problem: String) -> ConfigError {
+    ConfigError { variable, problem }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(move |name| Ok(map.get(name).cloned()))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = config(&[("origin", "https://api.example.com/v1/")]).unwrap();
+        assert_eq!(
+            c.origin,
+            OriginUrl { https: true, authority: "api.example.com".into(), base_path: "/v1".into() }
+        );
+        assert_eq!(c.default_ttl, 60);
+        assert_eq!(c.max_body_bytes, 1 << 20);
+        assert_eq!(c.max_entry_bytes, 960_000);
+        assert_eq!(c.cache_methods, vec!["POST", "QUERY"]);
+        assert_eq!(c.key_headers, vec!["content-type"]);
+        assert_eq!(c.cacheable_statuses, vec![200, 203, 204, 300, 301, 404, 405, 410, 414, 501]);
+        assert_eq!(c.credentials, CredentialMode::Bypass);
+        assert_eq!(c.kv_store, "default");
+        assert!(c.is_candidate("QUERY") && !c.is_candidate("GET"));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "origin"),
+            (&[("origin", "")], "origin"),
+            (&[("origin", "ftp://x")], "origin"),
+            (&[("origin", "http://x?y")], "origin"),
+            (&[("origin", "http://u@x")], "origin"),
+            (&[("origin", "http://x"), ("default_ttl", "ten")], "default_ttl"),
+            (&[("origin", "http://x"), ("origin_timeout", "0")], "origin_timeout"),
+            (&[("origin", "http://x"), ("max_body_bytes", "-1")], "max_body_bytes"),
+            (&[("origin", "http://x"), ("max_entry_bytes", "10")], "max_entry_bytes"),
+            (&[("origin", "http://x"), ("cache_methods", "POST,BAD METHOD")], "cache_methods"),
+            (&[("origin", "http://x"), ("key_headers", "authorization")], "key_headers"),
+            (&[("origin", "http://x"), ("cacheable_statuses", "200,abc")], "cacheable_statuses"),
+            (&[("origin", "http://x"), ("cacheable_statuses", "200,600")], "cacheable_statuses"),
+            (&[("origin", "http://x"), ("scope_by_credential", "yes")], "scope_by_credential"),
+            (&[("origin", "http://x"), ("scope_by_credential", "true")], "credential_salt"),
+        ];
+        for (vars, variable) in cases {
+            let e = config(vars).unwrap_err();
+            assert_eq!(e.variable, *variable, "{vars:?}: {e}");
+            assert!(e.to_string().contains(variable));
+        }
+    }
+
+    #[test]
+    fn provider_failure_is_reported() {
+        let e = Config::from_lookup(|_| Err("vault unreachable".into())).unwrap_err();
+        assert_eq!(e.variable, "origin");
+        assert!(e.problem.contains("vault unreachable"));
+    }
+
+    #[test]
+    fn lists_are_normalised() {
+        let c = config(&[
+            ("origin", "http://127.0.0.1:8080"),
+            ("cache_methods", " post , query,"),
+            ("key_headers", "Content-Type, X-Tenant"),
+            ("scope_by_credential", "true"),
+            ("credential_salt", "0123456789abcdef"),
+        ])
+        .unwrap();
+        assert_eq!(c.cache_methods, vec!["POST", "QUERY"]);
+        assert_eq!(c.key_headers, vec!["content-type", "x-tenant"]);
+        assert_eq!(c.credentials, CredentialMode::Scoped);
+        assert_eq!(c.origin.base_path, "");
+    }
+
+    #[test]
+    fn empty_key_headers_means_none() {
+        let c = config(&[("origin", "http://x"), ("key_headers", "")]).unwrap();
+        assert!(c.key_headers.is_empty());
+    }
+}

@@ -1,0 +1,25 @@
+//! Where records live. The cache needs three operations and treats every error
+//! as "no cache", never as a failed request.
+
+pub mod memory;
+#[cfg(target_arch = "wasm32")]
+pub mod spin_kv;
+
+use std::fmt;
+
+/// A store operation failed; the message is for logs only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key-value store of records.
+pub trait Store {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
