@@ -200,7 +200,7 @@ pub fn decide_response(
         return refuse(VaryStar);
     }
     let lifetime = freshness_lifetime(&cc, headers, policy.default_ttl, now);
-    let initial_age = initial_age(headers, now);
+    let initial_age = initial_age(headers);
     let ttl = lifetime.saturating_sub(initial_age);
     if ttl == 0 {
         return refuse(Stale);
@@ -247,20 +247,16 @@ fn freshness_lifetime(
     default_ttl
 }
 
-/// RFC 9111 §4.2.3: corrected initial age is the larger of the `Age` value and
-/// the apparent age (receipt time minus `Date`).
-fn initial_age(headers: &[(String, Vec<u8>)], now: u64) -> u64 {
-    let age_value = values(headers, "age")
+/// The age a response arrives with: its `Age` value. RFC 9111 §4.2.3 also takes
+/// the apparent age (receipt time minus `Date`); we leave that out, because an
+/// edge clock running ahead of the origin's would age every response by the skew
+/// and could make all of them stale on arrival.
+fn initial_age(headers: &[(String, Vec<u8>)]) -> u64 {
+    values(headers, "age")
         .first()
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    let apparent = values(headers, "date")
-        .first()
-        .and_then(|d| parse_http_date(d))
-        .map(|date| now.saturating_sub(date))
-        .unwrap_or(0);
-    age_value.max(apparent)
+        .unwrap_or(0)
 }
 
 /// RFC 9111 §4.1: a stored response matches only if each header named by its
@@ -384,6 +380,12 @@ mod tests {
         ];
         assert_eq!(ttl(decide(200, &pairs)), 30);
         assert_eq!(decide(200, &[("expires", "0")]), Storability::DoNotStore(NotStoredReason::Stale));
+    }
+
+    #[test]
+    fn date_skew_does_not_age_responses() {
+        let pairs = [("cache-control", "max-age=100"), ("date", "Tue, 14 Nov 2023 22:00:00 GMT")];
+        assert_eq!(ttl(decide(200, &pairs)), 100);
     }
 
     #[test]

@@ -1,0 +1,162 @@
+//! `fermyon:spin/key-value@2.0.0` with Spin's semantics: a component may open only
+//! the labels it was granted (`access-denied`), a granted label the runtime does
+//! not define is `no-such-store`, and data lives as long as the host.
+
+use crate::server::RequestState;
+use crate::spin::fermyon::spin::key_value::{Error, Host, HostStore};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::Resource;
+
+/// An open store handle inside one instance.
+pub struct StoreHandle {
+    label: String,
+}
+
+/// The host's key-value data: label -> key -> value.
+#[derive(Default)]
+pub struct KvData {
+    stores: Mutex<HashMap<String, HashMap<String, Vec<u8>>>>,
+    /// Values larger than this are refused like hosted Spin's 1 MB cap (None: no cap, like local SQLite).
+    pub max_value_bytes: Option<usize>,
+    pub faults: KvFaults,
+}
+
+/// Faults switchable while the host runs.
+#[derive(Default)]
+pub struct KvFaults {
+    /// Every call fails with `other(...)`.
+    pub fail: AtomicBool,
+    /// Every call takes this long first.
+    pub delay_ms: AtomicU64,
+}
+
+/// Spin's key limit (hosted): keys are at most 255 bytes.
+pub const MAX_KEY_BYTES: usize = 255;
+
+impl KvData {
+    pub fn new(labels: &[&str], max_value_bytes: Option<usize>) -> Self {
+        let stores = labels.iter().map(|l| (l.to_string(), HashMap::new())).collect();
+        Self { stores: Mutex::new(stores), max_value_bytes, faults: KvFaults::default() }
+    }
+
+    pub fn get(&self, label: &str, key: &str) -> Option<Vec<u8>> {
+        self.stores.lock().unwrap().get(label)?.get(key).cloned()
+    }
+
+    pub fn keys(&self, label: &str) -> Vec<String> {
+        let stores = self.stores.lock().unwrap();
+        stores.get(label).map(|s| s.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn insert(&self, label: &str, key: &str, value: Vec<u8>) {
+        let mut stores = self.stores.lock().unwrap();
+        stores.get_mut(label).expect("label defined").insert(key.to_string(), value);
+    }
+
+    /// Flips one bit in the middle of every value in `label`; returns how many.
+    pub fn corrupt_all(&self, label: &str) -> usize {
+        let mut stores = self.stores.lock().unwrap();
+        let store = stores.get_mut(label).expect("label defined");
+        for value in store.values_mut() {
+            let mid = value.len() / 2;
+            if let Some(b) = value.get_mut(mid) {
+                *b ^= 0x20;
+            }
+        }
+        store.len()
+    }
+
+    async fn enter(&self) -> Result<(), Error> {
+        let delay = self.faults.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if self.faults.fail.load(Ordering::Relaxed) {
+            return Err(Error::Other("injected key-value failure".into()));
+        }
+        Ok(())
+    }
+}
+
+/// What one component instance may reach.
+pub struct KvAccess {
+    pub data: Arc<KvData>,
+    /// Labels in the component's `key_value_stores`.
+    pub granted: Arc<Vec<String>>,
+}
+
+impl RequestState {
+    fn label(&self, store: &Resource<StoreHandle>) -> Result<String, Error> {
+        self.table
+            .get(store)
+            .map(|h| h.label.clone())
+            .map_err(|e| Error::Other(e.to_string()))
+    }
+}
+
+impl Host for RequestState {}
+
+impl HostStore for RequestState {
+    async fn open(&mut self, label: String) -> Result<Resource<StoreHandle>, Error> {
+        self.kv.data.enter().await?;
+        if !self.kv.granted.contains(&label) {
+            return Err(Error::AccessDenied);
+        }
+        if !self.kv.data.stores.lock().unwrap().contains_key(&label) {
+            return Err(Error::NoSuchStore);
+        }
+        self.table
+            .push(StoreHandle { label })
+            .map_err(|_| Error::StoreTableFull)
+    }
+
+    async fn get(&mut self, store: Resource<StoreHandle>, key: String) -> Result<Option<Vec<u8>>, Error> {
+        self.kv.data.enter().await?;
+        let label = self.label(&store)?;
+        Ok(self.kv.data.get(&label, &key))
+    }
+
+    async fn set(&mut self, store: Resource<StoreHandle>, key: String, value: Vec<u8>) -> Result<(), Error> {
+        self.kv.data.enter().await?;
+        let label = self.label(&store)?;
+        if key.len() > MAX_KEY_BYTES {
+            return Err(Error::Other(format!("key is {} bytes, the limit is {MAX_KEY_BYTES}", key.len())));
+        }
+        if let Some(max) = self.kv.data.max_value_bytes {
+            if value.len() > max {
+                return Err(Error::Other(format!("value is {} bytes, the limit is {max}", value.len())));
+            }
+        }
+        self.kv.data.insert(&label, &key, value);
+        Ok(())
+    }
+
+    async fn delete(&mut self, store: Resource<StoreHandle>, key: String) -> Result<(), Error> {
+        self.kv.data.enter().await?;
+        let label = self.label(&store)?;
+        if let Some(s) = self.kv.data.stores.lock().unwrap().get_mut(&label) {
+            s.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn exists(&mut self, store: Resource<StoreHandle>, key: String) -> Result<bool, Error> {
+        self.kv.data.enter().await?;
+        let label = self.label(&store)?;
+        Ok(self.kv.data.get(&label, &key).is_some())
+    }
+
+    async fn get_keys(&mut self, store: Resource<StoreHandle>) -> Result<Vec<String>, Error> {
+        self.kv.data.enter().await?;
+        let label = self.label(&store)?;
+        Ok(self.kv.data.keys(&label))
+    }
+
+    async fn drop(&mut self, store: Resource<StoreHandle>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! A real HTTP/1.1 test origin on loopback. It counts requests per (method,
+//! path, body digest) and answers as the query string says:
+//! `status=`, `cc=` (Cache-Control), `expires=`, `vary=`, `set_cookie=1`,
+//! `size=` (a binary body of that many bytes), `chunked=1`, `delay_ms=`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::server::conn::http1;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::io::TokioIo;
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// What the origin saw.
+#[derive(Default)]
+pub struct OriginLog {
+    counts: HashMap<(String, String, [u8; 32]), u64>,
+    total: u64,
+    last_headers: Vec<(String, Vec<u8>)>,
+    last_body_len: usize,
+}
+
+pub struct TestOrigin {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<OriginLog>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestOrigin {
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let log = Arc::new(Mutex::new(OriginLog::default()));
+        let server_log = log.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else { continue };
+                let _ = socket.set_nodelay(true);
+                let log = server_log.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| answer(log.clone(), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(socket), service).await;
+                });
+            }
+        });
+        Ok(Self { addr, log, task })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests seen for this method, path (without query) and body.
+    pub fn count(&self, method: &str, path: &str, body: &[u8]) -> u64 {
+        let key = (method.to_string(), path.to_string(), Sha256::digest(body).into());
+        self.log.lock().unwrap().counts.get(&key).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.log.lock().unwrap().total
+    }
+
+    /// Headers of the last request, in order.
+    pub fn last_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.log.lock().unwrap().last_headers.clone()
+    }
+
+    pub fn last_body_len(&self) -> usize {
+        self.log.lock().unwrap().last_body_len
+    }
+}
+
+/// A deterministic binary body: every byte value occurs, and `seed` changes it.
+pub fn binary_body(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn query_params(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn answer(
+    log: Arc<Mutex<OriginLog>>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Body>, Infallible> {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let params = query_params(req.uri().query().unwrap_or(""));
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let digest: [u8; 32] = Sha256::digest(&body).into();
+    let count = {
+        let mut log = log.lock().unwrap();
+        log.total += 1;
+        log.last_headers = headers;
+        log.last_body_len = body.len();
+        let c = log.counts.entry((method.clone(), path.clone(), digest)).or_default();
+        *c += 1;
+        *c
+    };
+    if let Some(ms) = params.get("delay_ms").and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let status: u16 = params.get("status").and_then(|v| v.parse().ok()).unwrap_or(200);
+    let mut builder = hyper::Response::builder()
+        .status(status)
+        .header("x-origin-count", count.to_string())
+        .header("x-multi", "one")
+        .header("x-multi", "two");
+    for (param, header) in [("cc", "cache-control"), ("expires", "expires"), ("vary", "vary")] {
+        if let Some(v) = params.get(param) {
+            builder = builder.header(header, v.as_str());
+        }
+    }
+    if params.get("set_cookie").is_some() {
+        builder = builder.header("set-cookie", "session=abc; Path=/").header("set-cookie", "theme=dark");
+    }
+    let payload: Vec<u8> = match params.get("size").and_then(|v| v.parse::<usize>().ok()) {
+        Some(size) => {
+            builder = builder.header("content-type", "application/octet-stream");
+            binary_body(size, count)
+        }
+        None => {
+            builder = builder.header("content-type", "application/json");
+            format!(
+                "{{\"method\":\"{method}\",\"path\":\"{path}\",\"body_len\":{},\"body_sha256\":\"{}\",\"count\":{count}}}",
+                body.len(),
+                digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )
+            .into_bytes()
+        }
+    };
+    let body: Body = if params.get("chunked").is_some() {
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = payload
+            .chunks(16 * 1024)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        StreamBody::new(futures::stream::iter(chunks)).boxed()
+    } else {
+        Full::new(Bytes::from(payload)).boxed()
+    };
+    Ok(builder.body(body).expect("valid response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("max-age%3D60%2C%20public"), "max-age=60, public");
+        assert_eq!(percent_decode("a+b%"), "a b%");
+    }
+}

@@ -1,0 +1,333 @@
+//! Serves a wasi:http component on loopback the way `spin up` does.
+
+use crate::kv::{KvAccess, KvData};
+use crate::outbound::OutboundPolicy;
+use wasmtime::error::Context;
+use wasmtime::{format_err, Result};
+use hyper::server::conn::http1;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Bindings for the Spin interfaces, generated from the project's own `wit/`.
+pub mod spin_bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "spin-host",
+        imports: { default: async },
+        with: {
+            "fermyon:spin/key-value.store": crate::kv::StoreHandle,
+        },
+    });
+}
+
+/// What the host runs and what the component is granted, like a spin.toml.
+pub struct HostConfig {
+    /// Component variables (after `SPIN_VARIABLE_*` overrides).
+    pub variables: HashMap<String, String>,
+    /// `allowed_outbound_hosts`, e.g. `http://127.0.0.1:8080`.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// `key_value_stores` of the component.
+    pub key_value_stores: Vec<String>,
+    /// Labels the runtime defines (runtime-config.toml); `default` always.
+    pub defined_stores: Vec<String>,
+    /// Hosted Spin caps values at 1 MB; `None` behaves like local SQLite.
+    pub kv_max_value_bytes: Option<usize>,
+    /// Guest linear memory limit per instance.
+    pub max_memory_bytes: usize,
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            variables: HashMap::new(),
+            allowed_outbound_hosts: Vec::new(),
+            key_value_stores: vec!["default".into()],
+            defined_stores: vec!["default".into()],
+            kv_max_value_bytes: None,
+            max_memory_bytes: 256 << 20,
+            listen: "127.0.0.1:0".parse().unwrap(),
+        }
+    }
+}
+
+/// Counters the tests and benchmarks read.
+#[derive(Default)]
+pub struct HostStats {
+    pub requests: AtomicU64,
+    /// Largest guest linear memory any one instance reached, bytes.
+    pub peak_memory: AtomicUsize,
+    /// Instances that trapped or never answered.
+    pub failures: AtomicU64,
+}
+
+/// A host serving in the background of the current tokio runtime.
+pub struct RunningHost {
+    pub addr: SocketAddr,
+    pub kv: Arc<KvData>,
+    pub stats: Arc<HostStats>,
+    /// Seconds added to the guest's wall clock, to age entries without sleeping.
+    pub clock_offset: Arc<AtomicI64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningHost {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Moves the guest's clock forward.
+    pub fn advance_clock(&self, seconds: i64) {
+        self.clock_offset.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Per-request store data.
+pub struct RequestState {
+    pub(crate) table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: OutboundPolicy,
+    pub(crate) kv: KvAccess,
+    pub(crate) variables: Arc<HashMap<String, String>>,
+    memory: MemoryTracker,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+/// Tracks the peak linear memory of one instance and enforces the limit.
+struct MemoryTracker {
+    peak: usize,
+    limit: usize,
+}
+
+impl wasmtime::ResourceLimiter for MemoryTracker {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, _desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// The real clock plus a test-controlled offset.
+struct OffsetClock(Arc<AtomicI64>);
+
+impl HostWallClock for OffsetClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        let real = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let offset = self.0.load(Ordering::SeqCst);
+        if offset >= 0 {
+            real + Duration::from_secs(offset as u64)
+        } else {
+            real.saturating_sub(Duration::from_secs(offset.unsigned_abs()))
+        }
+    }
+}
+
+struct Shared {
+    pre: ProxyPre<RequestState>,
+    kv: Arc<KvData>,
+    granted: Arc<Vec<String>>,
+    variables: Arc<HashMap<String, String>>,
+    outbound: OutboundPolicy,
+    stats: Arc<HostStats>,
+    clock_offset: Arc<AtomicI64>,
+    max_memory: usize,
+}
+
+/// An engine configured like Spin's: pooling allocator, Cranelift.
+pub fn engine() -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(256)
+        .total_core_instances(2048)
+        .total_memories(512)
+        .total_tables(512)
+        .max_memories_per_component(8)
+        .max_tables_per_component(8)
+        .max_core_instances_per_component(32)
+        .max_memory_size(1 << 30);
+    let mut config = wasmtime::Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// Compiles a component file.
+pub fn load(engine: &Engine, path: &Path) -> Result<Component> {
+    Component::from_file(engine, path).with_context(|| format!("loading {}", path.display()))
+}
+
+/// Serves `component` until the returned host is dropped.
+pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -> Result<RunningHost> {
+    let mut linker: Linker<RequestState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    spin_bindings::SpinHost::add_to_linker::<_, HasSelf<RequestState>>(&mut linker, |s| s)?;
+    let pre = ProxyPre::new(linker.instantiate_pre(component)?)?;
+
+    let labels: Vec<&str> = config.defined_stores.iter().map(String::as_str).collect();
+    let kv = Arc::new(KvData::new(&labels, config.kv_max_value_bytes));
+    let stats = Arc::new(HostStats::default());
+    let clock_offset = Arc::new(AtomicI64::new(0));
+    let shared = Arc::new(Shared {
+        pre,
+        kv: kv.clone(),
+        granted: Arc::new(config.key_value_stores),
+        variables: Arc::new(config.variables),
+        outbound: OutboundPolicy { allowed: Arc::new(config.allowed_outbound_hosts) },
+        stats: stats.clone(),
+        clock_offset: clock_offset.clone(),
+        max_memory: config.max_memory_bytes,
+    });
+
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((socket, client)) = listener.accept().await else { continue };
+            let _ = socket.set_nodelay(true);
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { handle(shared, client, req).await }
+                });
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(socket), service)
+                    .await;
+            });
+        }
+    });
+    Ok(RunningHost { addr, kv, stats, clock_offset, task })
+}
+
+/// Connection-level headers Spin does not pass to components (wasi:http forbids them).
+const DROPPED_INCOMING: &[&str] =
+    &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings"];
+
+/// Adds the headers Spin adds for a component mounted at the wildcard route `/...`.
+fn add_spin_headers(req: &mut hyper::Request<hyper::body::Incoming>, client: SocketAddr, listen_host: &str) {
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or("/".into());
+    let path = req.uri().path().to_string();
+    let headers = req.headers_mut();
+    for name in DROPPED_INCOMING {
+        headers.remove(*name);
+    }
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = http::HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    };
+    set("spin-full-url", format!("http://{listen_host}{path_and_query}"));
+    set("spin-path-info", path);
+    set("spin-matched-route", "/...".into());
+    set("spin-base-path", "/".into());
+    set("spin-raw-component-route", "/...".into());
+    set("spin-component-route", "".into());
+    set("spin-client-addr", client.to_string());
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    client: SocketAddr,
+    mut req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<HyperOutgoingBody>> {
+    shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    add_spin_headers(&mut req, client, &host);
+
+    let wasi = WasiCtx::builder()
+        .inherit_stdout()
+        .inherit_stderr()
+        .wall_clock(OffsetClock(shared.clock_offset.clone()))
+        .build();
+    let state = RequestState {
+        table: ResourceTable::new(),
+        wasi,
+        http: WasiHttpCtx::new(),
+        outbound: shared.outbound.clone(),
+        kv: KvAccess { data: shared.kv.clone(), granted: shared.granted.clone() },
+        variables: shared.variables.clone(),
+        memory: MemoryTracker { peak: 0, limit: shared.max_memory },
+    };
+    let mut store = Store::new(shared.pre.engine(), state);
+    store.limiter(|s| &mut s.memory);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+    let out = store.data_mut().http().new_response_outparam(sender)?;
+    let task_shared = shared.clone();
+    let task = tokio::spawn(async move {
+        let result = async {
+            let proxy = task_shared.pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
+        }
+        .await;
+        let peak = store.data().memory.peak;
+        task_shared.stats.peak_memory.fetch_max(peak, Ordering::Relaxed);
+        if let Err(e) = &result {
+            task_shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+            eprintln!("host: component failed: {e:?}");
+        }
+        result
+    });
+    match receiver.await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(code)) => {
+            shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+            Err(format_err!("component answered with error {code:?}"))
+        }
+        Err(_) => {
+            let e = match task.await {
+                Ok(Ok(())) => format_err!("component never set a response"),
+                Ok(Err(e)) => e,
+                Err(e) => e.into(),
+            };
+            Err(e.context("component never set a response"))
+        }
+    }
+}
