@@ -1,7 +1,8 @@
 //! A real HTTP/1.1 test origin on loopback. It counts requests per (method,
 //! path, body digest) and answers as the query string says:
 //! `status=`, `cc=` (Cache-Control), `expires=`, `vary=`, `set_cookie=1`,
-//! `size=` (a binary body of that many bytes), `chunked=1`, `delay_ms=`.
+//! `size=` (a binary body of that many bytes, different on every request unless
+//! `static=1`), `chunked=1`, `delay_ms=`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -96,6 +97,18 @@ pub fn binary_body(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The same body for every request of this size, generated once (benchmarks).
+fn static_body(size: usize) -> Vec<u8> {
+    static BODIES: Mutex<Vec<(usize, Vec<u8>)>> = Mutex::new(Vec::new());
+    let mut bodies = BODIES.lock().unwrap();
+    if let Some((_, body)) = bodies.iter().find(|(s, _)| *s == size) {
+        return body.clone();
+    }
+    let body = binary_body(size, 0);
+    bodies.push((size, body.clone()));
+    body
+}
+
 fn query_params(query: &str) -> HashMap<String, String> {
     query
         .split('&')
@@ -182,7 +195,11 @@ async fn answer(
     let payload: Vec<u8> = match params.get("size").and_then(|v| v.parse::<usize>().ok()) {
         Some(size) => {
             builder = builder.header("content-type", "application/octet-stream");
-            binary_body(size, count)
+            if params.contains_key("static") {
+                static_body(size)
+            } else {
+                binary_body(size, count)
+            }
         }
         None => {
             builder = builder.header("content-type", "application/json");

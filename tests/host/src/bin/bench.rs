@@ -1,0 +1,233 @@
+//! Benchmarks: what a post-cache hit, miss and pass-through cost beside two
+//! floors and the origin itself, measured in one run on this machine.
+//! `cargo run -p spin-test-host --bin bench` (add `-- --quick` for a short run).
+
+use sha2::{Digest, Sha256};
+use spin_test_host::client::{Client, Framing};
+use spin_test_host::origin::TestOrigin;
+use spin_test_host::{build, engine, load, start, HostConfig, RunningHost};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+const CONCURRENCY: usize = 4;
+
+#[derive(Clone, Copy)]
+struct Figures {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    peak_mem: usize,
+}
+
+/// Runs `count` requests (or until `limit`) on `CONCURRENCY` connections.
+async fn load_run(
+    addr: SocketAddr,
+    method: &'static str,
+    path: String,
+    body: Arc<Vec<u8>>,
+    unique_bodies: bool,
+    count: usize,
+    limit: Duration,
+    host: Option<&RunningHost>,
+) -> Figures {
+    if let Some(h) = host {
+        h.stats.peak_memory.store(0, Ordering::SeqCst);
+    }
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let deadline = Instant::now() + limit;
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (path, body, next) = (path.clone(), body.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut client = Client::new(addr);
+            let mut latencies = Vec::new();
+            let mut own = (*body).clone();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= count || Instant::now() > deadline {
+                    break;
+                }
+                if unique_bodies {
+                    // A fresh key per request: every one is a miss.
+                    let tag = (i as u64 + 1).to_le_bytes();
+                    let n = tag.len().min(own.len());
+                    own[..n].copy_from_slice(&tag[..n]);
+                }
+                let t = Instant::now();
+                let r = client.send(method, &path, &[], &own, Framing::Sized).await.expect("request");
+                assert!(r.status == 200, "{method} {path}: {} {}", r.status, r.cache_status());
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e3;
+    Figures {
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        peak_mem: host.map(|h| h.stats.peak_memory.load(Ordering::SeqCst)).unwrap_or(0),
+    }
+}
+
+/// p50 latency (ms) of hits over `bodies`, one connection, in sequence.
+async fn hit_p50(addr: SocketAddr, bodies: &[Vec<u8>], rounds: usize) -> f64 {
+    let mut client = Client::new(addr);
+    let mut latencies = Vec::new();
+    for _ in 0..rounds {
+        for body in bodies {
+            let t = Instant::now();
+            let r = client.send("POST", "/bench?size=4096&static=1", &[], body, Framing::Sized).await.unwrap();
+            assert!(r.cache_status().contains("hit"), "{}", r.cache_status());
+            latencies.push(t.elapsed());
+        }
+    }
+    latencies.sort();
+    latencies[latencies.len() / 2].as_secs_f64() * 1e3
+}
+
+fn size(n: usize) -> String {
+    if n >= MIB { format!("{} MiB", n / MIB) } else { format!("{} KiB", n / KIB) }
+}
+
+fn mib(n: usize) -> String {
+    if n == 0 { "-".into() } else { format!("{:.1}", n as f64 / MIB as f64) }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> wasmtime::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale: f64 = if quick { 0.1 } else { 1.0 };
+    let limit = Duration::from_secs_f64(if quick { 1.0 } else { 5.0 });
+
+    let engine = engine()?;
+    let post_cache_path = build::component("post-cache")?;
+    let post_cache = load(&engine, &post_cache_path)?;
+    let trivial = load(&engine, &build::component("bench-trivial")?)?;
+    let hash_get = load(&engine, &build::component("bench-hash-get")?)?;
+    let origin = TestOrigin::start().await?;
+
+    let pc_config = || {
+        let mut c = HostConfig::default();
+        c.variables.insert("origin".into(), origin.base_url());
+        c.variables.insert("default_ttl".into(), "86400".into());
+        c.allowed_outbound_hosts.push(origin.base_url());
+        c
+    };
+    let pc = start(&engine, &post_cache, pc_config()).await?;
+    let triv = start(&engine, &trivial, HostConfig::default()).await?;
+    let hg = start(&engine, &hash_get, HostConfig::default()).await?;
+
+    println!("post-cache benchmark: {CONCURRENCY} connections, loopback, one process (host, origin, load)");
+    println!("machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!();
+    println!("| scenario | body | response | req/s | p50 ms | p99 ms | peak guest MiB |");
+    println!("|---|---|---|---:|---:|---:|---:|");
+    let mut ratios = Vec::new();
+    let mut worst_mem = Vec::new();
+    for &resp in &[4 * KIB, 256 * KIB] {
+        for key in [format!("bench:value:{resp}")] {
+            hg.kv.insert("default", &key, vec![0x33; resp]);
+        }
+        for &body_len in &[KIB, 64 * KIB, MIB] {
+            let count = ((match body_len { KIB => 3000.0, b if b == 64 * KIB => 1500.0, _ => 300.0 }) * scale) as usize;
+            let body = Arc::new(spin_test_host::origin::binary_body(body_len, body_len as u64));
+            let q = format!("/bench?size={resp}&static=1");
+            let row = |name: &str, f: Figures| {
+                println!(
+                    "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+                    size(body_len), size(resp), f.rps, f.p50_ms, f.p99_ms, mib(f.peak_mem)
+                );
+            };
+            let t = load_run(triv.addr, "POST", q.clone(), body.clone(), false, count, limit, Some(&triv)).await;
+            row("1 trivial", t);
+            let h = load_run(hg.addr, "POST", q.clone(), body.clone(), false, count, limit, Some(&hg)).await;
+            row("2 hash+get", h);
+            // Warm the entry, then every request is a hit.
+            let mut c = Client::new(pc.addr);
+            let warm = c.send("POST", &q, &[], &body, Framing::Sized).await?;
+            assert!(warm.cache_status().contains("stored"), "{}", warm.cache_status());
+            let hit = load_run(pc.addr, "POST", q.clone(), body.clone(), false, count, limit, Some(&pc)).await;
+            row("3 post-cache hit", hit);
+            let miss = load_run(pc.addr, "POST", q.clone(), body.clone(), true, count, limit, Some(&pc)).await;
+            row("4 post-cache miss", miss);
+            let direct = load_run(origin.addr, "POST", q.clone(), body.clone(), true, count, limit, None).await;
+            row("6 origin direct", direct);
+            ratios.push((body_len, resp, hit.rps / t.rps, hit.rps / h.rps, miss.p50_ms - direct.p50_ms, hit.p50_ms));
+            worst_mem.push((body_len, resp, hit.peak_mem.max(miss.peak_mem)));
+        }
+        let count = (3000.0 * scale) as usize;
+        let get = load_run(pc.addr, "GET", format!("/bench?size={resp}&static=1"), Arc::new(Vec::new()), false, count, limit, Some(&pc)).await;
+        println!("| 5 pass-through GET | - | {} | {:.0} | {:.2} | {:.2} | {} |", size(resp), get.rps, get.p50_ms, get.p99_ms, mib(get.peak_mem));
+    }
+
+    println!();
+    println!("| body | response | hit/trivial req/s | hit/hash+get req/s | miss p50 - origin p50 (ms) | hit p50 ms |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (b, r, r1, r2, d, p50) in &ratios {
+        println!("| {} | {} | {r1:.2} | {r2:.2} | {d:+.2} | {p50:.2} |", size(*b), size(*r));
+    }
+
+    println!();
+    println!("component size: {} bytes", std::fs::metadata(&post_cache_path)?.len());
+
+    // SHA-256 in the component vs natively, over the same 16 MiB x 4.
+    let mut c = Client::new(hg.addr);
+    let r = c.send("GET", "/sha?mib=16&rounds=4", &[], b"", Framing::Sized).await?;
+    let wasm_mbps: f64 = String::from_utf8_lossy(&r.body).split(' ').next().unwrap_or("0").parse().unwrap_or(0.0);
+    let data = vec![0x5au8; 16 * MIB];
+    let t = Instant::now();
+    let mut sink = 0u8;
+    for _ in 0..4 {
+        sink ^= Sha256::digest(&data)[0];
+    }
+    let native_mbps = 64.0 * 1.048576 / t.elapsed().as_secs_f64();
+    println!(
+        "SHA-256: component {wasm_mbps:.0} MB/s, native {native_mbps:.0} MB/s, ratio {:.2} ({sink})",
+        wasm_mbps / native_mbps
+    );
+
+    // Hit p50 with 100 entries, then with 100,000.
+    let scaled = start(&engine, &post_cache, pc_config()).await?;
+    let mut c = Client::new(scaled.addr);
+    let bodies: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_le_bytes().repeat(256)).collect();
+    for b in &bodies {
+        c.send("POST", "/bench?size=4096&static=1", &[], b, Framing::Sized).await?;
+    }
+    let rounds = (20.0 * scale).max(3.0) as usize;
+    let small = hit_p50(scaled.addr, &bodies, rounds).await;
+    let filler = vec![0x11u8; 4 * KIB];
+    for i in 0..99_900u64 {
+        let key = format!("post-cache:v1:{:064x}", i);
+        scaled.kv.insert("default", &key, filler.clone());
+    }
+    let large = hit_p50(scaled.addr, &bodies, rounds).await;
+    println!(
+        "hit p50: {small:.3} ms at {} entries, {large:.3} ms at {} entries, ratio {:.2}",
+        100,
+        scaled.kv.keys("default").len(),
+        large / small
+    );
+
+    println!();
+    println!("peak guest memory per request (hit or miss) vs 2 x (body + response) + 1 MiB:");
+    for (b, r, peak) in worst_mem {
+        let budget = 2 * (b + r) + MIB;
+        println!(
+            "  body {} response {}: {} MiB of {} MiB budget {}",
+            size(b), size(r), mib(peak), mib(budget), if peak <= budget { "ok" } else { "OVER" }
+        );
+    }
+    Ok(())
+}
