@@ -3,6 +3,7 @@
 //! time comes in as `now` (Unix seconds).
 
 pub mod cache_control;
+pub mod checksum;
 pub mod digest;
 pub mod headers;
 pub mod key;

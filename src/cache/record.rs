@@ -5,7 +5,7 @@
 //!
 //! Layout of version 1 (integers little-endian):
 //! ```text
-//! "PCR" version:u8 crc32:u32            crc32 covers every byte after it
+//! "PCR" version:u8 checksum:u64         covers every byte after it (cache::checksum)
 //! stored_at:u64 fresh_until:u64         Unix seconds
 //! initial_age:u32 status:u16
 //! request_digest:[32]                   SHA-256 of the request body the key was derived from
@@ -15,13 +15,14 @@
 //! body                                  the rest
 //! ```
 
+use super::checksum::checksum;
 use super::digest::Digest32;
 
 const MAGIC: &[u8; 3] = b"PCR";
 /// The version this build writes.
 pub const RECORD_VERSION: u8 = 1;
-const CRC_AT: usize = 4;
-const CRC_COVERS_FROM: usize = 8;
+const CHECKSUM_AT: usize = 4;
+const CHECKSUM_COVERS_FROM: usize = 12;
 
 /// Everything stored about a response besides its headers and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +82,7 @@ impl RecordBuilder {
         body_hint: usize,
         max_len: usize,
     ) -> Option<Self> {
-        let head_len: usize = 4 + 4 + 8 + 8 + 4 + 2 + 32 + 32 + 2 + 2
+        let head_len: usize = 4 + 8 + 8 + 8 + 4 + 2 + 32 + 32 + 2 + 2
             + meta.vary.iter().map(|v| 2 + v.len()).sum::<usize>()
             + headers.iter().map(|(n, v)| 6 + n.len() + v.len()).sum::<usize>();
         if head_len > max_len
@@ -93,7 +94,7 @@ impl RecordBuilder {
         let mut buf = Vec::with_capacity((head_len + body_hint).min(max_len));
         buf.extend_from_slice(MAGIC);
         buf.push(RECORD_VERSION);
-        buf.extend_from_slice(&[0; 4]);
+        buf.extend_from_slice(&[0; 8]);
         buf.extend_from_slice(&meta.stored_at.to_le_bytes());
         buf.extend_from_slice(&meta.fresh_until.to_le_bytes());
         buf.extend_from_slice(&meta.initial_age.to_le_bytes());
@@ -135,8 +136,8 @@ impl RecordBuilder {
 
     /// Seals the record (fills in the checksum) and returns it with the body's offset.
     pub fn finish(mut self) -> (Vec<u8>, usize) {
-        let crc = crc32fast::hash(&self.buf[CRC_COVERS_FROM..]);
-        self.buf[CRC_AT..CRC_COVERS_FROM].copy_from_slice(&crc.to_le_bytes());
+        let sum = checksum(&self.buf[CHECKSUM_COVERS_FROM..]);
+        self.buf[CHECKSUM_AT..CHECKSUM_COVERS_FROM].copy_from_slice(&sum.to_le_bytes());
         (self.buf, self.body_start)
     }
 }
@@ -159,9 +160,9 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
 }
 
 fn decode_v1(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
-    let mut r = Reader { bytes, at: CRC_AT };
-    let crc = u32::from_le_bytes(r.array()?);
-    if crc32fast::hash(&bytes[CRC_COVERS_FROM..]) != crc {
+    let mut r = Reader { bytes, at: CHECKSUM_AT };
+    let sum = u64::from_le_bytes(r.array()?);
+    if checksum(&bytes[CHECKSUM_COVERS_FROM..]) != sum {
         return Err(DecodeError::ChecksumMismatch);
     }
     let stored_at = u64::from_le_bytes(r.array()?);

@@ -7,7 +7,6 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use hyper::server::conn::http1;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use wasmtime_wasi_http::io::TokioIo;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -46,17 +44,7 @@ impl TestOrigin {
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(OriginLog::default()));
         let server_log = log.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else { continue };
-                let _ = socket.set_nodelay(true);
-                let log = server_log.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| answer(log.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(socket), service).await;
-                });
-            }
-        });
+        let task = crate::listen::serve(listener, move |_, req| answer(server_log.clone(), req));
         Ok(Self { addr, log, task })
     }
 

@@ -4,7 +4,6 @@ use crate::kv::{KvAccess, KvData};
 use crate::outbound::OutboundPolicy;
 use wasmtime::error::Context;
 use wasmtime::{format_err, Result};
-use hyper::server::conn::http1;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,7 +14,6 @@ use tokio::net::TcpListener;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -71,6 +69,8 @@ pub struct HostStats {
     pub requests: AtomicU64,
     /// Largest guest linear memory any one instance reached, bytes.
     pub peak_memory: AtomicUsize,
+    /// Linear memory growths (the initial allocation included), over all instances.
+    pub memory_grows: AtomicU64,
     /// Instances that trapped or never answered.
     pub failures: AtomicU64,
 }
@@ -80,8 +80,8 @@ pub struct RunningHost {
     pub addr: SocketAddr,
     pub kv: Arc<KvData>,
     pub stats: Arc<HostStats>,
-    /// Seconds added to the guest's wall clock, to age entries without sleeping.
-    pub clock_offset: Arc<AtomicI64>,
+    /// The guest's wall clock: real time, or frozen, plus an offset in seconds.
+    pub clock: GuestClock,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -92,7 +92,13 @@ impl RunningHost {
 
     /// Moves the guest's clock forward.
     pub fn advance_clock(&self, seconds: i64) {
-        self.clock_offset.fetch_add(seconds, Ordering::SeqCst);
+        self.clock.offset.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    /// Stops the guest's clock at the current second, so ages and TTLs are exact.
+    pub fn freeze_clock(&self) {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        self.clock.frozen_at.store(now.as_secs(), Ordering::SeqCst);
     }
 }
 
@@ -128,6 +134,7 @@ impl WasiHttpView for RequestState {
 /// Tracks the peak linear memory of one instance and enforces the limit.
 struct MemoryTracker {
     peak: usize,
+    grows: u64,
     limit: usize,
 }
 
@@ -137,6 +144,7 @@ impl wasmtime::ResourceLimiter for MemoryTracker {
             return Ok(false);
         }
         self.peak = self.peak.max(desired);
+        self.grows += 1;
         Ok(true)
     }
 
@@ -145,17 +153,26 @@ impl wasmtime::ResourceLimiter for MemoryTracker {
     }
 }
 
-/// The real clock plus a test-controlled offset.
-struct OffsetClock(Arc<AtomicI64>);
+/// The guest's wall clock, controlled by tests: real or frozen time, plus an offset.
+#[derive(Clone, Default)]
+pub struct GuestClock {
+    /// Seconds added to the time.
+    pub offset: Arc<AtomicI64>,
+    /// Unix seconds the clock stands at; 0 runs it in real time.
+    pub frozen_at: Arc<AtomicU64>,
+}
 
-impl HostWallClock for OffsetClock {
+impl HostWallClock for GuestClock {
     fn resolution(&self) -> Duration {
         Duration::from_nanos(1)
     }
 
     fn now(&self) -> Duration {
-        let real = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        let offset = self.0.load(Ordering::SeqCst);
+        let real = match self.frozen_at.load(Ordering::SeqCst) {
+            0 => SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default(),
+            frozen => Duration::from_secs(frozen),
+        };
+        let offset = self.offset.load(Ordering::SeqCst);
         if offset >= 0 {
             real + Duration::from_secs(offset as u64)
         } else {
@@ -171,7 +188,7 @@ struct Shared {
     variables: Arc<HashMap<String, String>>,
     outbound: OutboundPolicy,
     stats: Arc<HostStats>,
-    clock_offset: Arc<AtomicI64>,
+    clock: GuestClock,
     max_memory: usize,
 }
 
@@ -207,7 +224,7 @@ pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -
     let labels: Vec<&str> = config.defined_stores.iter().map(String::as_str).collect();
     let kv = Arc::new(KvData::new(&labels, config.kv_max_value_bytes));
     let stats = Arc::new(HostStats::default());
-    let clock_offset = Arc::new(AtomicI64::new(0));
+    let clock = GuestClock::default();
     let shared = Arc::new(Shared {
         pre,
         kv: kv.clone(),
@@ -215,30 +232,14 @@ pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -
         variables: Arc::new(config.variables),
         outbound: OutboundPolicy { allowed: Arc::new(config.allowed_outbound_hosts) },
         stats: stats.clone(),
-        clock_offset: clock_offset.clone(),
+        clock: clock.clone(),
         max_memory: config.max_memory_bytes,
     });
 
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((socket, client)) = listener.accept().await else { continue };
-            let _ = socket.set_nodelay(true);
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { handle(shared, client, req).await }
-                });
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
-            });
-        }
-    });
-    Ok(RunningHost { addr, kv, stats, clock_offset, task })
+    let task = crate::listen::serve(listener, move |client, req| handle(shared.clone(), client, req));
+    Ok(RunningHost { addr, kv, stats, clock, task })
 }
 
 /// Connection-level headers Spin does not pass to components (wasi:http forbids them).
@@ -284,7 +285,7 @@ async fn handle(
     let wasi = WasiCtx::builder()
         .inherit_stdout()
         .inherit_stderr()
-        .wall_clock(OffsetClock(shared.clock_offset.clone()))
+        .wall_clock(shared.clock.clone())
         .build();
     let state = RequestState {
         table: ResourceTable::new(),
@@ -293,7 +294,7 @@ async fn handle(
         outbound: shared.outbound.clone(),
         kv: KvAccess { data: shared.kv.clone(), granted: shared.granted.clone() },
         variables: shared.variables.clone(),
-        memory: MemoryTracker { peak: 0, limit: shared.max_memory },
+        memory: MemoryTracker { peak: 0, grows: 0, limit: shared.max_memory },
     };
     let mut store = Store::new(shared.pre.engine(), state);
     store.limiter(|s| &mut s.memory);
@@ -309,6 +310,7 @@ async fn handle(
         .await;
         let peak = store.data().memory.peak;
         task_shared.stats.peak_memory.fetch_max(peak, Ordering::Relaxed);
+        task_shared.stats.memory_grows.fetch_add(store.data().memory.grows, Ordering::Relaxed);
         if let Err(e) = &result {
             task_shared.stats.failures.fetch_add(1, Ordering::Relaxed);
             eprintln!("host: component failed: {e:?}");

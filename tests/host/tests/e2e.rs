@@ -37,6 +37,7 @@ async fn setup_with(vars: &[(&str, &str)], tweak: impl FnOnce(&mut HostConfig)) 
     tweak(&mut config);
     let (engine, component) = compiled();
     let host = start(engine, component, config).await.unwrap();
+    host.freeze_clock();
     let client = Client::new(host.addr);
     Setup { origin, host, client }
 }

@@ -2,49 +2,13 @@
 //! hashing it with SHA-256, one KV get, answer the value. `/sha?mib=N&rounds=R`
 //! instead times SHA-256 over N MiB in memory and answers the MB/s.
 
+#[path = "../../common/floor_io.rs"]
+mod floor_io;
+
+use floor_io::query_param;
 use sha2::{Digest, Sha256};
-use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-
-fn query_param(pq: &str, name: &str) -> Option<usize> {
-    let query = pq.split_once('?')?.1;
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| v.parse().ok())
-}
-
-fn respond(out: ResponseOutparam, payload: &[u8]) {
-    let headers = Fields::from_list(&[
-        ("content-type".to_string(), b"application/octet-stream".to_vec()),
-        ("content-length".to_string(), payload.len().to_string().into_bytes()),
-    ])
-    .expect("headers");
-    let response = OutgoingResponse::new(headers);
-    let response_body = response.body().expect("body");
-    out.set(response);
-    {
-        let stream = response_body.write().expect("stream");
-        let mut rest = payload;
-        while !rest.is_empty() {
-            let n = match stream.check_write() {
-                Ok(0) => {
-                    stream.subscribe().block();
-                    continue;
-                }
-                Ok(n) => (n as usize).min(rest.len()),
-                Err(_) => return,
-            };
-            if stream.write(&rest[..n]).is_err() {
-                return;
-            }
-            rest = &rest[n..];
-        }
-        let _ = stream.blocking_flush();
-    }
-    let _ = OutgoingBody::finish(response_body, None);
-}
 
 #[http_component]
 fn handle(request: IncomingRequest, out: ResponseOutparam) {
@@ -58,24 +22,18 @@ fn handle(request: IncomingRequest, out: ResponseOutparam) {
         for _ in 0..rounds {
             sink ^= Sha256::digest(&data)[0];
         }
-        let secs = started.elapsed().as_secs_f64();
-        let mbps = (mib * rounds) as f64 * 1.048576 / secs;
-        return respond(out, format!("{mbps:.1} {sink}").as_bytes());
+        let mbps = (mib * rounds) as f64 * 1.048576 / started.elapsed().as_secs_f64();
+        return floor_io::respond(out, format!("{mbps:.1} {sink}").as_bytes());
     }
-    let body = request.consume().expect("body");
+    // Like a cache, keep the body (a miss would forward it) while hashing it.
     let mut hasher = Sha256::new();
     let mut kept = Vec::new();
-    {
-        let stream = body.stream().expect("stream");
-        while let Ok(chunk) = stream.blocking_read(1 << 20) {
-            hasher.update(&chunk);
-            kept.extend_from_slice(&chunk);
-        }
-    }
-    drop(body);
+    floor_io::read_body(request, |chunk| {
+        hasher.update(chunk);
+        kept.extend_from_slice(chunk);
+    });
     let digest = hasher.finalize();
-    let size = query_param(&pq, "size").unwrap_or(4096);
-    let key = format!("bench:value:{size}");
+    let key = format!("bench:value:{}", query_param(&pq, "size").unwrap_or(4096));
     let value = spin_sdk::key_value::Store::open("default")
         .and_then(|store| store.get(&key))
         .ok()
@@ -83,5 +41,5 @@ fn handle(request: IncomingRequest, out: ResponseOutparam) {
         .unwrap_or_default();
     // Keep the digest and body observable so neither is optimised away.
     let value = if digest[0] == 0 && kept.is_empty() { Vec::new() } else { value };
-    respond(out, &value);
+    floor_io::respond(out, &value);
 }
