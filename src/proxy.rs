@@ -99,34 +99,9 @@ pub async fn handle<B, S, O, C>(
                 let outcome = Outcome::Bypass(BypassReason::StoreError);
                 return forward_buffered(config, &request, &body, origin, client, outcome).await;
             }
-            Ok(None) => Fwd::UriMiss,
-            Ok(Some(stored)) => match record::decode(&stored) {
-                // A record that does not decode, or was written for another body,
-                // is a miss; storing the fresh answer overwrites it.
-                Err(e) => {
-                    eprintln!("post-cache: unusable record replaced: {e:?}");
-                    Fwd::UriMiss
-                }
-                Ok(rec) if rec.meta.request_digest != body_digest => {
-                    eprintln!("post-cache: record for another body replaced");
-                    Fwd::UriMiss
-                }
-                Ok(rec) if rec.meta.vary_digest != vary_digest(&request.headers, &rec.meta.vary) => {
-                    Fwd::VaryMiss
-                }
-                Ok(rec) if rec.ttl(now) == 0 => Fwd::Stale,
-                Ok(rec) => {
-                    let mut head: HeaderList = rec
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (n.to_string(), v.to_vec()))
-                        .collect();
-                    head.push(("age".into(), rec.age(now).to_string().into_bytes()));
-                    push_length(&mut head, rec.meta.status, rec.body.len());
-                    push_status(&mut head, Outcome::Hit { ttl: rec.ttl(now) });
-                    report(respond_full(client, rec.meta.status, head, rec.body).await);
-                    return;
-                }
+            Ok(stored) => match usable_record(stored.as_deref(), body_digest, &request.headers, now) {
+                Ok(rec) => return replay(client, &rec, now).await,
+                Err(fwd) => fwd,
             },
         }
     };
@@ -164,6 +139,47 @@ pub async fn handle<B, S, O, C>(
             capture_and_store(config, response, entry, client).await
         }
     }
+}
+
+/// The stored record if it may answer this request, or why the request goes forward.
+fn usable_record<'a>(
+    stored: Option<&'a [u8]>,
+    body_digest: Digest32,
+    request_headers: &[(String, Vec<u8>)],
+    now: u64,
+) -> Result<record::Record<'a>, Fwd> {
+    let stored = stored.ok_or(Fwd::UriMiss)?;
+    // A record that does not decode, or was written for another body, is a
+    // miss; storing the fresh answer overwrites it.
+    let rec = record::decode(stored).map_err(|e| {
+        eprintln!("post-cache: unusable record replaced: {e:?}");
+        Fwd::UriMiss
+    })?;
+    if rec.meta.request_digest != body_digest {
+        eprintln!("post-cache: record for another body replaced");
+        return Err(Fwd::UriMiss);
+    }
+    if rec.meta.vary_digest != vary_digest(request_headers, &rec.meta.vary) {
+        return Err(Fwd::VaryMiss);
+    }
+    if rec.ttl(now) == 0 {
+        return Err(Fwd::Stale);
+    }
+    Ok(rec)
+}
+
+/// Answers from a stored record: its status and header lines in order, its
+/// body, and `Age`.
+async fn replay(client: impl Client, rec: &record::Record<'_>, now: u64) {
+    let mut head: HeaderList = rec
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_vec()))
+        .collect();
+    head.push(("age".into(), rec.age(now).to_string().into_bytes()));
+    push_length(&mut head, rec.meta.status, rec.body.len());
+    push_status(&mut head, Outcome::Hit { ttl: rec.ttl(now) });
+    report(respond_full(client, rec.meta.status, head, rec.body).await);
 }
 
 /// Where and what a storable miss is written.
@@ -239,10 +255,7 @@ async fn forward_streaming<B: BodySource, O: Origin>(
     let body = OutboundBody::Streamed { prefix, rest: &mut request.body };
     match origin.send(head, body).await {
         Ok(response) => relay(response, client, outcome, &[]).await,
-        Err(e) => {
-            let fwd = Fwd::UriMiss;
-            origin_failed(config, client, fwd, e).await
-        }
+        Err(e) => origin_failed(config, client, Fwd::Bypass, e).await,
     }
 }
 
@@ -257,7 +270,7 @@ async fn forward_buffered<B: BodySource, O: Origin>(
 ) {
     match send(config, request, body, origin).await {
         Ok(response) => relay(response, client, outcome, &[]).await,
-        Err(e) => origin_failed(config, client, Fwd::UriMiss, e).await,
+        Err(e) => origin_failed(config, client, Fwd::Bypass, e).await,
     }
 }
 
@@ -403,3 +416,6 @@ fn report(result: Result<(), BodyError>) {
         eprintln!("post-cache: response to the client failed: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests;

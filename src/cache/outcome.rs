@@ -32,6 +32,8 @@ pub enum Fwd {
     Stale,
     /// The client asked for a fresh answer (`no-cache`, `max-age=0`).
     Request,
+    /// The request went around the cache (only reported when the origin then fails).
+    Bypass,
 }
 
 impl Fwd {
@@ -41,6 +43,7 @@ impl Fwd {
             Fwd::VaryMiss => "vary-miss",
             Fwd::Stale => "stale",
             Fwd::Request => "request",
+            Fwd::Bypass => "bypass",
         }
     }
 }

@@ -329,6 +329,7 @@ async fn origin_down_is_502_and_slow_origin_is_504() {
     assert!(String::from_utf8_lossy(&r.body).contains("could not be reached"));
     let get = s.client.send("GET", "/x", &[], b"", Framing::Sized).await.unwrap();
     assert_eq!(get.status, 502);
+    assert_eq!(get.cache_status(), "post-cache; fwd=bypass; detail=origin-unreachable");
 
     let mut slow = setup_with(&[("origin_timeout", "1")], |_| {}).await;
     let started = std::time::Instant::now();

@@ -16,6 +16,9 @@ const MIB: usize = 1024 * 1024;
 const CONCURRENCY: usize = 4;
 const ROUNDS: usize = 3;
 
+/// Tags that make request bodies unique across the whole run.
+static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 #[derive(Clone, Copy)]
 struct Figures {
     rps: f64,
@@ -54,8 +57,8 @@ async fn load_run(
                     break;
                 }
                 if unique_bodies {
-                    // A fresh key per request: every one is a miss.
-                    let tag = (i as u64 + 1).to_le_bytes();
+                    // A fresh key per request, across all runs: every one is a miss.
+                    let tag = UNIQUE.fetch_add(1, Ordering::SeqCst).to_le_bytes();
                     let n = tag.len().min(own.len());
                     own[..n].copy_from_slice(&tag[..n]);
                 }

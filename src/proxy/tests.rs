@@ -1,0 +1,238 @@
+//! The flow over in-memory fakes: what reaches the store, the origin and the client.
+
+use super::*;
+use crate::body::BodySink;
+use crate::config::Config;
+use crate::store::memory::MemoryStore;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+struct Chunks(Vec<Vec<u8>>);
+
+impl BodySource for Chunks {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BodyError> {
+        Ok(if self.0.is_empty() { None } else { Some(self.0.remove(0)) })
+    }
+}
+
+/// An origin that answers every request alike and counts them.
+struct FakeOrigin {
+    status: u16,
+    headers: HeaderList,
+    body: Vec<u8>,
+    calls: RefCell<Vec<(String, String, HeaderList, Vec<u8>)>>,
+}
+
+impl Origin for FakeOrigin {
+    type Body = Chunks;
+
+    async fn send<S: BodySource>(
+        &self,
+        request: OriginRequest<'_>,
+        body: OutboundBody<'_, S>,
+    ) -> Result<OriginResponse<Chunks>, OriginError> {
+        let sent = match body {
+            OutboundBody::Buffered(bytes) => bytes.to_vec(),
+            OutboundBody::Streamed { prefix, rest } => {
+                let mut all = prefix.to_vec();
+                while let Some(chunk) = rest.next_chunk().await.map_err(OriginError::RequestBody)? {
+                    all.extend(chunk);
+                }
+                all
+            }
+        };
+        self.calls.borrow_mut().push((
+            request.method.to_string(),
+            request.path_and_query.clone(),
+            request.headers.clone(),
+            sent,
+        ));
+        let chunks = self.body.chunks(7).map(<[u8]>::to_vec).collect();
+        Ok(OriginResponse { status: self.status, headers: self.headers.clone(), body: Chunks(chunks) })
+    }
+}
+
+#[derive(Default, Clone)]
+struct Captured(Rc<RefCell<Option<(u16, HeaderList, Vec<u8>, bool)>>>);
+
+impl Captured {
+    fn status(&self) -> u16 {
+        self.0.borrow().as_ref().unwrap().0
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        let answer = self.0.borrow();
+        let (_, headers, _, _) = answer.as_ref().unwrap();
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+    fn body(&self) -> Vec<u8> {
+        self.0.borrow().as_ref().unwrap().2.clone()
+    }
+    fn finished(&self) -> bool {
+        self.0.borrow().as_ref().unwrap().3
+    }
+}
+
+struct FakeClient(Captured);
+struct FakeSink(Captured);
+
+impl Client for FakeClient {
+    type Sink = FakeSink;
+    fn respond(self, status: u16, headers: HeaderList) -> Result<FakeSink, BodyError> {
+        *self.0 .0.borrow_mut() = Some((status, headers, Vec::new(), false));
+        Ok(FakeSink(self.0))
+    }
+}
+
+impl BodySink for FakeSink {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BodyError> {
+        self.0 .0.borrow_mut().as_mut().unwrap().2.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn finish(self) -> Result<(), BodyError> {
+        self.0 .0.borrow_mut().as_mut().unwrap().3 = true;
+        Ok(())
+    }
+}
+
+fn config(extra: &[(&str, &str)]) -> Config {
+    let vars: Vec<(String, String)> = [("origin", "https://origin.example/api")]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(move |name| Ok(vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())))
+        .unwrap()
+}
+
+fn origin(cache_control: &str) -> FakeOrigin {
+    FakeOrigin {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), b"application/json".to_vec()),
+            ("cache-control".into(), cache_control.as_bytes().to_vec()),
+            ("x-multi".into(), b"1".to_vec()),
+            ("x-multi".into(), b"2".to_vec()),
+            ("connection".into(), b"keep-alive".to_vec()),
+        ],
+        body: b"{\"answer\":42}".to_vec(),
+        calls: RefCell::new(Vec::new()),
+    }
+}
+
+fn request(method: &str, headers: &[(&str, &str)], body: &[u8]) -> ClientRequest<Chunks> {
+    ClientRequest {
+        method: method.into(),
+        authority: "edge.example".into(),
+        path_with_query: "/graphql?x=1".into(),
+        headers: headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect(),
+        // Split the body to check that chunking does not matter.
+        body: Chunks(body.chunks(3).map(<[u8]>::to_vec).collect()),
+    }
+}
+
+fn run(
+    config: &Config,
+    now: u64,
+    req: ClientRequest<Chunks>,
+    store: &MemoryStore,
+    origin: &FakeOrigin,
+) -> Captured {
+    let captured = Captured::default();
+    futures::executor::block_on(handle(
+        config,
+        now,
+        req,
+        || Ok(store),
+        origin,
+        FakeClient(captured.clone()),
+    ));
+    captured
+}
+
+const NOW: u64 = 1_700_000_000;
+
+#[test]
+fn a_hit_costs_one_store_get_and_replays_the_miss() {
+    let (cfg, store, origin) = (config(&[]), MemoryStore::default(), origin("max-age=30"));
+    let body = b"{\"query\":\"{ a }\"}";
+    let miss = run(&cfg, NOW, request("POST", &[("content-type", "application/json")], body), &store, &origin);
+    assert_eq!(miss.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    assert!(miss.finished());
+    let gets_before = store.gets.get();
+    let hit = run(&cfg, NOW + 10, request("POST", &[("content-type", "application/json")], body), &store, &origin);
+    assert_eq!(store.gets.get() - gets_before, 1, "one KV get per hit");
+    assert_eq!(hit.header("cache-status").unwrap(), "post-cache; hit; ttl=20");
+    assert_eq!(hit.header("age").unwrap(), "10");
+    assert_eq!(hit.body(), miss.body());
+    assert_eq!(hit.status(), 200);
+    assert_eq!(origin.calls.borrow().len(), 1);
+    // What the origin got: base path joined, body intact, exact length, no hop-by-hop.
+    let (method, path, headers, sent) = origin.calls.borrow()[0].clone();
+    assert_eq!((method.as_str(), path.as_str()), ("POST", "/api/graphql?x=1"));
+    assert_eq!(sent, body);
+    assert!(headers.contains(&("content-length".into(), body.len().to_string().into_bytes())));
+    // Connection is hop-by-hop: never stored, never replayed.
+    assert!(hit.header("connection").is_none());
+}
+
+#[test]
+fn a_failing_store_still_answers_from_the_origin() {
+    let (cfg, store, origin) = (config(&[]), MemoryStore::default(), origin("max-age=30"));
+    store.failing.set(true);
+    let answer = run(&cfg, NOW, request("POST", &[], b"x"), &store, &origin);
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.body(), b"{\"answer\":42}");
+    assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=bypass; detail=store-error");
+}
+
+#[test]
+fn an_unopenable_store_still_answers_from_the_origin() {
+    let (cfg, origin) = (config(&[]), origin("max-age=30"));
+    let captured = Captured::default();
+    futures::executor::block_on(handle(
+        &cfg,
+        NOW,
+        request("POST", &[], b"x"),
+        || Err::<&MemoryStore, _>(StoreError("no such store".into())),
+        &origin,
+        FakeClient(captured.clone()),
+    ));
+    assert_eq!(captured.status(), 200);
+    assert_eq!(captured.header("cache-status").unwrap(), "post-cache; fwd=bypass; detail=store-error");
+}
+
+#[test]
+fn a_body_over_the_cap_is_forwarded_whole_and_not_cached() {
+    let cfg = config(&[("max_body_bytes", "10")]);
+    let (store, origin) = (MemoryStore::default(), origin("max-age=30"));
+    let body: Vec<u8> = (0..=255).collect();
+    let answer = run(&cfg, NOW, request("POST", &[], &body), &store, &origin);
+    assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=bypass; detail=body-too-large");
+    assert_eq!(origin.calls.borrow()[0].3, body, "prefix and rest arrive in order");
+    assert!(store.entries.borrow().is_empty());
+}
+
+#[test]
+fn non_candidate_methods_pass_through_untouched() {
+    let (cfg, store, origin) = (config(&[]), MemoryStore::default(), origin("max-age=30"));
+    let answer = run(&cfg, NOW, request("GET", &[("spin-full-url", "x")], b""), &store, &origin);
+    assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=bypass; detail=method");
+    assert_eq!(store.gets.get(), 0);
+    assert!(origin.calls.borrow()[0].2.iter().all(|(n, _)| !n.starts_with("spin-")));
+}
+
+#[test]
+fn an_entry_over_max_entry_bytes_streams_through_unstored() {
+    let cfg = config(&[("max_entry_bytes", "1024")]);
+    let store = MemoryStore::default();
+    let mut big = origin("max-age=30");
+    big.body = vec![9; 5000];
+    let answer = run(&cfg, NOW, request("POST", &[], b"x"), &store, &big);
+    assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=too-large");
+    assert_eq!(answer.body(), vec![9; 5000]);
+    assert!(answer.finished());
+    assert!(store.entries.borrow().is_empty());
+}
