@@ -230,7 +230,7 @@ pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -
         kv: kv.clone(),
         granted: Arc::new(config.key_value_stores),
         variables: Arc::new(config.variables),
-        outbound: OutboundPolicy { allowed: Arc::new(config.allowed_outbound_hosts) },
+        outbound: OutboundPolicy::new(config.allowed_outbound_hosts),
         stats: stats.clone(),
         clock: clock.clone(),
         max_memory: config.max_memory_bytes,
