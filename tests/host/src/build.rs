@@ -18,7 +18,8 @@ static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// `spin build` uses, so the tests run exactly what would be deployed.
 pub fn component(package: &str) -> Result<PathBuf> {
     let file = package.replace('-', "_") + ".wasm";
-    let path = workspace_root().join("target/wasm32-wasip2/release").join(file);
+    let root = workspace_root().canonicalize().unwrap_or_else(|_| workspace_root());
+    let path = root.join("target/wasm32-wasip2/release").join(file);
     let mut built = BUILT.lock().unwrap();
     if !built.iter().any(|p| p == package) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
