@@ -95,9 +95,9 @@ mod component {
         let method = request.method().to_string();
         let authority = request.authority().unwrap_or_default();
         let path_with_query = request.path_with_query().unwrap_or_default();
-        let body = match request.consume().map_err(|()| BodyError("consumed".into())) {
-            Ok(b) => IncomingStream::new(b),
-            Err(e) => Err(e),
+        let body = match request.consume() {
+            Ok(body) => IncomingStream::new(body),
+            Err(()) => Err(BodyError("request body already consumed".into())),
         };
         let body = match body {
             Ok(body) => body,

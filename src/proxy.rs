@@ -90,6 +90,8 @@ pub async fn handle<B, S, O, C>(
         }
     };
 
+    // Whether a record sits under the key that this request will not use.
+    let mut replaceable = false;
     let fwd = if refresh {
         Fwd::Request
     } else {
@@ -101,7 +103,10 @@ pub async fn handle<B, S, O, C>(
             }
             Ok(stored) => match usable_record(stored.as_deref(), body_digest, &request.headers, now) {
                 Ok(rec) => return replay(client, &rec, now).await,
-                Err(fwd) => fwd,
+                Err(fwd) => {
+                    replaceable = stored.is_some();
+                    fwd
+                }
             },
         }
     };
@@ -123,6 +128,9 @@ pub async fn handle<B, S, O, C>(
     };
     match decide_response(response.status, &response.headers, &policy, now) {
         Storability::DoNotStore(reason) => {
+            if replaceable {
+                forget(&store, &cache_key);
+            }
             relay(response, client, Outcome::Forwarded { fwd, stored: Err(reason) }, &[]).await
         }
         Storability::Store { ttl, initial_age, vary } => {
@@ -135,7 +143,7 @@ pub async fn handle<B, S, O, C>(
                 vary_digest: vary_digest(&request.headers, &vary),
                 vary,
             };
-            let entry = Entry { store: &store, key: &cache_key, meta, fwd };
+            let entry = Entry { store: &store, key: &cache_key, meta, fwd, replaceable };
             capture_and_store(config, response, entry, client).await
         }
     }
@@ -188,6 +196,8 @@ struct Entry<'a, S> {
     key: &'a str,
     meta: RecordMeta,
     fwd: Fwd,
+    /// A stale, mismatched or corrupt record holds the key.
+    replaceable: bool,
 }
 
 /// Reads a storable response into a record (up to `max_entry_bytes`), writes it to
@@ -202,15 +212,22 @@ async fn capture_and_store<B: BodySource, S: Store>(
     let too_large = Outcome::Forwarded { fwd: entry.fwd, stored: Err(NotStoredReason::TooLarge) };
     let declared = content_length(&response.headers).unwrap_or(0) as usize;
     let stored_headers = headers::for_client(&response.headers, &["content-length", "age"]);
-    let builder = match RecordBuilder::new(&entry.meta, &stored_headers, declared, config.max_entry_bytes) {
+    let mut builder = match RecordBuilder::new(&entry.meta, &stored_headers, declared, config.max_entry_bytes) {
         Some(b) if declared <= config.max_entry_bytes => b,
-        _ => return relay(response, client, too_large, &[]).await,
+        _ => {
+            if entry.replaceable {
+                forget(entry.store, entry.key);
+            }
+            return relay(response, client, too_large, &[]).await;
+        }
     };
-    let mut builder = builder;
     loop {
         match response.body.next_chunk().await {
             Ok(Some(chunk)) => {
                 if !builder.push_body(&chunk) {
+                    if entry.replaceable {
+                        forget(entry.store, entry.key);
+                    }
                     let prefix = [builder.body(), &chunk].concat();
                     return relay(response, client, too_large, &prefix).await;
                 }
@@ -405,6 +422,13 @@ fn push_length(head: &mut HeaderList, status: u16, len: usize) {
 
 fn push_status(head: &mut HeaderList, outcome: Outcome) {
     head.push(("cache-status".into(), outcome.header_value().into_bytes()));
+}
+
+/// Deletes a record the fresh answer could not replace, so it is not read again.
+fn forget(store: &impl Store, key: &str) {
+    if let Err(e) = store.delete(key) {
+        log_store_error("delete", &e);
+    }
 }
 
 fn log_store_error(op: &str, e: &StoreError) {

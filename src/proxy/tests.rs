@@ -236,3 +236,13 @@ fn an_entry_over_max_entry_bytes_streams_through_unstored() {
     assert!(answer.finished());
     assert!(store.entries.borrow().is_empty());
 }
+
+#[test]
+fn a_stale_entry_is_deleted_when_its_fresh_answer_may_not_be_stored() {
+    let (cfg, store) = (config(&[]), MemoryStore::default());
+    run(&cfg, NOW, request("POST", &[], b"q"), &store, &origin("max-age=30"));
+    assert_eq!(store.entries.borrow().len(), 1);
+    let answer = run(&cfg, NOW + 60, request("POST", &[], b"q"), &store, &origin("no-store"));
+    assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=stale; detail=no-store");
+    assert!(store.entries.borrow().is_empty(), "the stale record is gone");
+}

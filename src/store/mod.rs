@@ -1,6 +1,7 @@
 //! Where records live. The cache needs three operations and treats every error
 //! as "no cache", never as a failed request.
 
+#[cfg(test)]
 pub mod memory;
 #[cfg(target_arch = "wasm32")]
 pub mod spin_kv;
