@@ -69,8 +69,6 @@ pub struct HostStats {
     pub requests: AtomicU64,
     /// Largest guest linear memory any one instance reached, bytes.
     pub peak_memory: AtomicUsize,
-    /// Linear memory growths (the initial allocation included), over all instances.
-    pub memory_grows: AtomicU64,
     /// Instances that trapped or never answered.
     pub failures: AtomicU64,
 }
@@ -134,7 +132,6 @@ impl WasiHttpView for RequestState {
 /// Tracks the peak linear memory of one instance and enforces the limit.
 struct MemoryTracker {
     peak: usize,
-    grows: u64,
     limit: usize,
 }
 
@@ -144,7 +141,6 @@ impl wasmtime::ResourceLimiter for MemoryTracker {
             return Ok(false);
         }
         self.peak = self.peak.max(desired);
-        self.grows += 1;
         Ok(true)
     }
 
@@ -294,7 +290,7 @@ async fn handle(
         outbound: shared.outbound.clone(),
         kv: KvAccess { data: shared.kv.clone(), granted: shared.granted.clone() },
         variables: shared.variables.clone(),
-        memory: MemoryTracker { peak: 0, grows: 0, limit: shared.max_memory },
+        memory: MemoryTracker { peak: 0, limit: shared.max_memory },
     };
     let mut store = Store::new(shared.pre.engine(), state);
     store.limiter(|s| &mut s.memory);
@@ -310,7 +306,6 @@ async fn handle(
         .await;
         let peak = store.data().memory.peak;
         task_shared.stats.peak_memory.fetch_max(peak, Ordering::Relaxed);
-        task_shared.stats.memory_grows.fetch_add(store.data().memory.grows, Ordering::Relaxed);
         if let Err(e) = &result {
             task_shared.stats.failures.fetch_add(1, Ordering::Relaxed);
             eprintln!("host: component failed: {e:?}");
