@@ -2,6 +2,8 @@
 //! so it can be tested without Spin. Every error names the variable at fault.
 
 use crate::cache::policy::CredentialMode;
+use crate::protocol::jsonrpc::MethodList;
+use crate::protocol::{BodyFormat, ProtocolConfig};
 use std::fmt;
 
 /// The configuration of one component.
@@ -26,6 +28,8 @@ pub struct Config {
     pub credential_salt: String,
     /// Label of the Spin key-value store.
     pub kv_store: String,
+    /// `body_format`, `rpc_methods`, `graphql_store_partial`.
+    pub protocol: ProtocolConfig,
 }
 
 /// The origin base URL, split for building outbound requests.
@@ -144,6 +148,24 @@ impl Config {
                 "must be a secret of at least 16 characters when scope_by_credential is true".into(),
             ));
         }
+        let format = match get("body_format")?.as_deref() {
+            None | Some("") => BodyFormat::Raw,
+            Some(name) => BodyFormat::parse(name).ok_or_else(|| {
+                err("body_format", format!("must be raw, json, graphql or jsonrpc, got {name:?}"))
+            })?,
+        };
+        let rpc_methods = MethodList::parse(&get("rpc_methods")?.unwrap_or_default()).map_err(|p| err("rpc_methods", p))?;
+        if format == BodyFormat::JsonRpc && rpc_methods.is_empty() {
+            return Err(err(
+                "rpc_methods",
+                "is required when body_format is jsonrpc: the methods that may be cached, e.g. eth_chainId,eth_getBlockByHash,net_*".into(),
+            ));
+        }
+        let graphql_store_partial = match get("graphql_store_partial")?.as_deref() {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(err("graphql_store_partial", format!("must be true or false, got {other:?}"))),
+        };
         let kv_store = get("kv_store")?
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| defaults::KV_STORE.to_string());
@@ -160,6 +182,7 @@ impl Config {
             credentials,
             credential_salt,
             kv_store,
+            protocol: ProtocolConfig { format, rpc_methods, graphql_store_partial },
         })
     }
 
@@ -239,6 +262,7 @@ mod tests {
         assert_eq!(c.cacheable_statuses, vec![200, 203, 204, 300, 301, 404, 405, 410, 414, 501]);
         assert_eq!(c.credentials, CredentialMode::Bypass);
         assert_eq!(c.kv_store, "default");
+        assert_eq!(c.protocol, ProtocolConfig::default());
         assert!(c.is_candidate("QUERY") && !c.is_candidate("GET"));
     }
 
@@ -260,6 +284,11 @@ mod tests {
             (&[("origin", "http://x"), ("cacheable_statuses", "200,600")], "cacheable_statuses"),
             (&[("origin", "http://x"), ("scope_by_credential", "yes")], "scope_by_credential"),
             (&[("origin", "http://x"), ("scope_by_credential", "true")], "credential_salt"),
+            (&[("origin", "http://x"), ("body_format", "xml")], "body_format"),
+            (&[("origin", "http://x"), ("body_format", "jsonrpc")], "rpc_methods"),
+            (&[("origin", "http://x"), ("body_format", "jsonrpc"), ("rpc_methods", " , ")], "rpc_methods"),
+            (&[("origin", "http://x"), ("rpc_methods", "eth_*x")], "rpc_methods"),
+            (&[("origin", "http://x"), ("graphql_store_partial", "1")], "graphql_store_partial"),
         ];
         for (vars, variable) in cases {
             let e = config(vars).unwrap_err();
@@ -289,6 +318,21 @@ mod tests {
         assert_eq!(c.key_headers, vec!["content-type", "x-tenant"]);
         assert_eq!(c.credentials, CredentialMode::Scoped);
         assert_eq!(c.origin.base_path, "");
+    }
+
+    #[test]
+    fn protocol_variables_are_read() {
+        let c = config(&[
+            ("origin", "http://x"),
+            ("body_format", "jsonrpc"),
+            ("rpc_methods", "eth_chainId, net_*"),
+            ("graphql_store_partial", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.protocol.format, BodyFormat::JsonRpc);
+        assert!(c.protocol.rpc_methods.allows("net_version"));
+        assert!(c.protocol.graphql_store_partial);
+        assert_eq!(config(&[("origin", "http://x"), ("body_format", "graphql")]).unwrap().protocol.format, BodyFormat::GraphQl);
     }
 
     #[test]

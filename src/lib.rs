@@ -18,6 +18,7 @@ pub mod body;
 pub mod cache;
 pub mod config;
 pub mod origin;
+pub mod protocol;
 pub mod proxy;
 pub mod store;
 #[cfg(target_arch = "wasm32")]

@@ -8,6 +8,9 @@ pub struct CacheControl {
     pub private: bool,
     pub public: bool,
     pub only_if_cached: bool,
+    /// RFC 9111 §5.2.1.6: "the client is asking for intermediaries to avoid
+    /// transforming the content" — so a canonical key form is not used either.
+    pub no_transform: bool,
     pub max_age: Option<u64>,
     pub s_maxage: Option<u64>,
 }
@@ -32,6 +35,7 @@ impl CacheControl {
                     "private" => cc.private = true,
                     "public" => cc.public = true,
                     "only-if-cached" => cc.only_if_cached = true,
+                    "no-transform" => cc.no_transform = true,
                     "max-age" => cc.max_age = merge(cc.max_age, arg.map(delta_seconds)),
                     "s-maxage" => cc.s_maxage = merge(cc.s_maxage, arg.map(delta_seconds)),
                     _ => {}

@@ -3,11 +3,19 @@
 //! Changing what goes into the key, or how, must bump [`KEY_SCHEME`]: the golden
 //! digest test below fails loudly otherwise, and old entries become unreachable
 //! instead of being served for the wrong request.
+//!
+//! Scheme 2 lays keys out as `post-cache:v2:<uri>:<query>:<entry>`: every entry
+//! of one host and path shares the `<uri>` prefix (32 hex), and of one query the
+//! `<query>` part (16 hex), so a store's key listing finds them for purging. The
+//! `<entry>` digest (64 hex) covers everything, the body format included.
 
 use super::digest::{hex, Digest32, FieldHasher};
 
 /// Version of the key scheme; part of both the hashed input and the KV key prefix.
-pub const KEY_SCHEME: u8 = 1;
+pub const KEY_SCHEME: u8 = 2;
+
+/// The prefix of every key this scheme writes.
+pub const KEY_PREFIX: &str = "post-cache:v2:";
 
 /// Everything that identifies a cacheable request.
 #[derive(Debug, Clone)]
@@ -23,19 +31,46 @@ pub struct KeyInput<'a> {
     pub headers: &'a [(&'a str, Vec<&'a [u8]>)],
     /// Credential scope (see [`credential_scope`]); `None` when requests carry no credential.
     pub credential_scope: Option<Digest32>,
-    /// SHA-256 of the raw request body bytes.
+    /// How the body was keyed (`protocol::BodyFormat::tag`; 0 for raw bytes).
+    pub body_format: u8,
+    /// SHA-256 of the body as keyed: its raw bytes, or its canonical form.
     pub body_digest: Digest32,
 }
 
 /// A derived cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheKey(pub Digest32);
+pub struct CacheKey {
+    /// Host and path.
+    pub uri: [u8; 16],
+    pub query: [u8; 8],
+    /// Everything that identifies the request.
+    pub entry: Digest32,
+}
 
 impl CacheKey {
-    /// The key in the KV store: a short namespaced string, far below the 255-byte cap.
+    /// The key in the KV store: 128 bytes, far below hosted Spin's 255-byte cap.
     pub fn kv_key(&self) -> String {
-        format!("post-cache:v{KEY_SCHEME}:{}", hex(&self.0))
+        format!("{KEY_PREFIX}{}:{}:{}", hex(&self.uri), hex(&self.query), hex(&self.entry))
     }
+}
+
+/// The key prefix shared by every entry of `host` and `path`, whatever the
+/// method, query, headers or body.
+pub fn uri_prefix(host: &str, path: &str) -> String {
+    format!("{KEY_PREFIX}{}:", hex(&uri_digest(host, path)))
+}
+
+fn uri_digest(host: &str, path: &str) -> [u8; 16] {
+    let mut h = FieldHasher::new();
+    h.field(b"post-cache uri").field(&[KEY_SCHEME]);
+    h.field(host.to_ascii_lowercase().as_bytes()).field(path.as_bytes());
+    h.finish()[..16].try_into().expect("16 of 32 bytes")
+}
+
+fn query_digest(query: &str) -> [u8; 8] {
+    let mut h = FieldHasher::new();
+    h.field(b"post-cache query").field(&[KEY_SCHEME]).field(query.as_bytes());
+    h.finish()[..8].try_into().expect("8 of 32 bytes")
 }
 
 /// Derives the cache key. Every field is length-prefixed and the field list is
@@ -59,8 +94,12 @@ pub fn derive(input: &KeyInput<'_>) -> CacheKey {
         Some(scope) => h.field(b"scoped").field(scope),
         None => h.field(b"public"),
     };
-    h.field(&input.body_digest);
-    CacheKey(h.finish())
+    h.field(&[input.body_format]).field(&input.body_digest);
+    CacheKey {
+        uri: uri_digest(input.host, input.path),
+        query: query_digest(input.query),
+        entry: h.finish(),
+    }
 }
 
 /// The credential scope of a request: an HMAC, under a secret salt, of its
@@ -99,6 +138,7 @@ mod tests {
             query: "op=q",
             headers,
             credential_scope: None,
+            body_format: 0,
             body_digest: body_digest(body),
         }
     }
@@ -111,14 +151,42 @@ mod tests {
         let key = derive(&input(&headers, br#"{"query":"{ me { id } }"}"#));
         assert_eq!(
             key.kv_key(),
-            "post-cache:v1:a738ec214e23f022fe7a3b0ab360b153e0a99c6cd118200059dce39aacf72140"
+            "post-cache:v2:0e4a5f7d60727eb51504d7fa796aa33f:3eb1722f977c48fa:f79820be5f535b2b2d3a1a83a42b0a93378d61c148c18b4bb2430ee1ecb6747a"
         );
     }
 
     #[test]
-    fn kv_key_is_short() {
-        let key = derive(&input(&[], b""));
-        assert!(key.kv_key().len() < 100, "{}", key.kv_key());
+    fn kv_key_is_short_and_starts_with_its_uri_prefix() {
+        let long_host = "h".repeat(300);
+        let long = KeyInput { host: &long_host, path: "/very/long/path", ..input(&[], b"") };
+        for i in [input(&[], b""), long] {
+            let key = derive(&i).kv_key();
+            assert_eq!(key.len(), 128, "{key}");
+            assert!(key.starts_with(&uri_prefix(i.host, i.path)));
+        }
+    }
+
+    #[test]
+    fn entries_of_one_url_share_a_prefix_whatever_the_rest() {
+        let ct = [("content-type", vec![&b"application/json"[..]])];
+        let base = input(&ct, b"{}");
+        let prefix = uri_prefix(base.host, base.path);
+        let same_url = [
+            KeyInput { method: "QUERY", ..base.clone() },
+            KeyInput { query: "other", ..base.clone() },
+            KeyInput { headers: &[], ..base.clone() },
+            KeyInput { body_digest: body_digest(b"[]"), ..base.clone() },
+            KeyInput { host: "API.EXAMPLE.COM", ..base.clone() },
+        ];
+        for i in &same_url {
+            assert!(derive(i).kv_key().starts_with(&prefix), "{i:?}");
+        }
+        let a = derive(&base).kv_key();
+        let b = derive(&KeyInput { method: "QUERY", ..base.clone() }).kv_key();
+        assert_eq!(a[..prefix.len() + 17], b[..prefix.len() + 17], "same query part");
+        for other in [KeyInput { path: "/graphql2", ..base.clone() }, KeyInput { host: "b.example", ..base.clone() }] {
+            assert!(!derive(&other).kv_key().starts_with(&prefix));
+        }
     }
 
     #[test]
@@ -148,6 +216,8 @@ mod tests {
             KeyInput { headers: &[], ..base.clone() },
             KeyInput { credential_scope: Some([7; 32]), ..base.clone() },
             KeyInput { body_digest: body_digest(b"{ }"), ..base.clone() },
+            // A raw and a canonical entry for the same bytes never collide.
+            KeyInput { body_format: 1, ..base.clone() },
         ];
         for v in &variants {
             assert_ne!(derive(v), k, "{v:?}");

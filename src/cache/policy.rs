@@ -7,6 +7,7 @@
 
 use super::cache_control::CacheControl;
 use super::headers::{has, list_items, values};
+use crate::protocol::{AnswerRefusal, ProtocolBypass};
 
 /// How requests carrying `Authorization` or `Cookie` are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +42,14 @@ pub enum BypassReason {
     NoStore,
     BodyTooLarge,
     StoreError,
+    /// The body format says so (a mutation, an unlisted JSON-RPC method, …).
+    Protocol(ProtocolBypass),
 }
 
 impl BypassReason {
     pub fn detail(self) -> &'static str {
         match self {
+            BypassReason::Protocol(reason) => reason.detail(),
             BypassReason::Method => "method",
             BypassReason::Auth => "auth",
             BypassReason::NoStore => "no-store",
@@ -112,6 +116,9 @@ pub enum NotStoredReason {
     TooLarge,
     /// The KV write failed.
     StoreError,
+    /// The body format's check of the answer refused it (GraphQL `errors`, a
+    /// JSON-RPC `error`, an answer not in the protocol's shape).
+    Answer(AnswerRefusal),
 }
 
 impl NotStoredReason {
@@ -128,6 +135,9 @@ impl NotStoredReason {
             NotStoredReason::Stale => "stale",
             NotStoredReason::TooLarge => "too-large",
             NotStoredReason::StoreError => "store-error",
+            NotStoredReason::Answer(AnswerRefusal::GraphQlErrors) => "graphql-errors",
+            NotStoredReason::Answer(AnswerRefusal::RpcError) => "rpc-error",
+            NotStoredReason::Answer(AnswerRefusal::Invalid) => "invalid-answer",
         }
     }
 }

@@ -3,24 +3,37 @@
 //! Spin KV has no TTL, so freshness lives in the record. A record that fails to
 //! decode for any reason is a miss, never an error and never a replay.
 //!
-//! Layout of version 1 (integers little-endian):
+//! Layout of version 2 (integers little-endian):
 //! ```text
 //! "PCR" version:u8 checksum:u64         covers every byte after it (cache::checksum)
 //! stored_at:u64 fresh_until:u64         Unix seconds
 //! initial_age:u32 status:u16
-//! request_digest:[32]                   SHA-256 of the request body the key was derived from
+//! request_digest:[32]                   SHA-256 of the request body as keyed
 //! vary_digest:[32]                      see policy::vary_digest
 //! vary_count:u16 { len:u16 name }*
 //! header_count:u16 { len:u16 name len:u32 value }*
-//! body                                  the rest
+//! body_len:u32 body
+//! extension_count:u16 { tag:u16 len:u32 bytes }*
 //! ```
+//! Extensions carry what only some records need, so later features add a tag
+//! instead of a version. A tag with [`CRITICAL`] set changes how the record is
+//! replayed: a reader that does not know it treats the record as unusable (a
+//! miss); other unknown tags are skipped.
+//!
+//! Version 1 is version 2 without `body_len` (the body is the rest) and without
+//! extensions; it still decodes.
 
 use super::checksum::checksum;
 use super::digest::Digest32;
+use crate::protocol::jsonrpc::IdSlot;
 
 const MAGIC: &[u8; 3] = b"PCR";
 /// The version this build writes.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
+/// Set on extension tags a reader must understand to replay the record.
+pub const CRITICAL: u16 = 0x8000;
+/// JSON-RPC id slots: count:u32 { offset:u32 len:u32 call:u32 }*.
+pub const EXT_ID_SLOTS: u16 = CRITICAL | 1;
 const CHECKSUM_AT: usize = 4;
 const CHECKSUM_COVERS_FROM: usize = 12;
 
@@ -42,6 +55,8 @@ pub struct Record<'a> {
     pub meta: RecordMeta,
     pub headers: Vec<(&'a str, &'a [u8])>,
     pub body: &'a [u8],
+    /// Where the JSON-RPC ids sit in `body`; empty for other records.
+    pub id_slots: Vec<IdSlot>,
 }
 
 impl Record<'_> {
@@ -64,6 +79,10 @@ pub enum DecodeError {
     Truncated,
     ChecksumMismatch,
     InvalidHeaderName,
+    /// A critical extension this build does not know.
+    UnknownExtension(u16),
+    /// Bytes after the last extension.
+    TrailingBytes,
 }
 
 /// Builds a record in one buffer: the head is written up front and the body is
@@ -82,7 +101,8 @@ impl RecordBuilder {
         body_hint: usize,
         max_len: usize,
     ) -> Option<Self> {
-        let head_len: usize = 4 + 8 + 8 + 8 + 4 + 2 + 32 + 32 + 2 + 2
+        // The fixed fields, body_len and the (empty) extension count.
+        let head_len: usize = 4 + 8 + 8 + 8 + 4 + 2 + 32 + 32 + 2 + 2 + 4 + 2
             + meta.vary.iter().map(|v| 2 + v.len()).sum::<usize>()
             + headers.iter().map(|(n, v)| 6 + n.len() + v.len()).sum::<usize>();
         if head_len > max_len
@@ -111,6 +131,7 @@ impl RecordBuilder {
             buf.extend_from_slice(&u32::try_from(value.len()).ok()?.to_le_bytes());
             buf.extend_from_slice(value);
         }
+        buf.extend_from_slice(&[0; 4]); // body_len, filled in by finish()
         let body_start = buf.len();
         Some(Self {
             buf,
@@ -122,7 +143,7 @@ impl RecordBuilder {
     /// Appends body bytes; `false` (and nothing appended) once the record would
     /// exceed its maximum size.
     pub fn push_body(&mut self, chunk: &[u8]) -> bool {
-        if self.buf.len() + chunk.len() > self.max_len {
+        if self.buf.len() + chunk.len() + 2 > self.max_len {
             return false;
         }
         self.buf.extend_from_slice(chunk);
@@ -134,11 +155,30 @@ impl RecordBuilder {
         &self.buf[self.body_start..]
     }
 
-    /// Seals the record (fills in the checksum) and returns it with the body's offset.
-    pub fn finish(mut self) -> (Vec<u8>, usize) {
+    /// Seals the record: appends the extensions (JSON-RPC id slots when there are
+    /// any), fills in the body length and checksum. Returns the record and the
+    /// body's byte range in it. The extensions may take the record a little past
+    /// `max_len` (12 bytes per id).
+    pub fn finish(mut self, id_slots: &[IdSlot]) -> (Vec<u8>, std::ops::Range<usize>) {
+        let body = self.body_start..self.buf.len();
+        let body_len = u32::try_from(body.len()).expect("max_len keeps bodies under 4 GiB");
+        self.buf[body.start - 4..body.start].copy_from_slice(&body_len.to_le_bytes());
+        if id_slots.is_empty() {
+            self.buf.extend_from_slice(&0u16.to_le_bytes());
+        } else {
+            self.buf.extend_from_slice(&1u16.to_le_bytes());
+            self.buf.extend_from_slice(&EXT_ID_SLOTS.to_le_bytes());
+            self.buf.extend_from_slice(&(4 + 12 * id_slots.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(&(id_slots.len() as u32).to_le_bytes());
+            for slot in id_slots {
+                for n in [slot.offset, slot.len, slot.call] {
+                    self.buf.extend_from_slice(&n.to_le_bytes());
+                }
+            }
+        }
         let sum = checksum(&self.buf[CHECKSUM_COVERS_FROM..]);
         self.buf[CHECKSUM_AT..CHECKSUM_COVERS_FROM].copy_from_slice(&sum.to_le_bytes());
-        (self.buf, self.body_start)
+        (self.buf, body)
     }
 }
 
@@ -154,12 +194,13 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         return Err(DecodeError::NotARecord);
     }
     match bytes[3] {
-        1 => decode_v1(bytes),
+        1 => decode_versioned(bytes, 1),
+        2 => decode_versioned(bytes, 2),
         other => Err(DecodeError::UnsupportedVersion(other)),
     }
 }
 
-fn decode_v1(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
+fn decode_versioned(bytes: &[u8], version: u8) -> Result<Record<'_>, DecodeError> {
     let mut r = Reader { bytes, at: CHECKSUM_AT };
     let sum = u64::from_le_bytes(r.array()?);
     if checksum(&bytes[CHECKSUM_COVERS_FROM..]) != sum {
@@ -186,6 +227,13 @@ fn decode_v1(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         let value = r.take(value_len as usize)?;
         headers.push((name, value));
     }
+    let (body, id_slots) = if version == 1 {
+        (&bytes[r.at..], Vec::new())
+    } else {
+        let body_len = u32::from_le_bytes(r.array()?);
+        let body = r.take(body_len as usize)?;
+        (body, r.extensions()?)
+    };
     Ok(Record {
         meta: RecordMeta {
             stored_at,
@@ -197,7 +245,8 @@ fn decode_v1(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             vary,
         },
         headers,
-        body: &bytes[r.at..],
+        body,
+        id_slots,
     })
 }
 
@@ -220,6 +269,35 @@ impl<'a> Reader<'a> {
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
+
+    /// The extension list, which must end the record.
+    fn extensions(&mut self) -> Result<Vec<IdSlot>, DecodeError> {
+        let mut id_slots = Vec::new();
+        let count = u16::from_le_bytes(self.array()?);
+        for _ in 0..count {
+            let tag = u16::from_le_bytes(self.array()?);
+            let len = u32::from_le_bytes(self.array()?);
+            let mut ext = Reader { bytes: self.take(len as usize)?, at: 0 };
+            match tag {
+                EXT_ID_SLOTS => {
+                    let n = u32::from_le_bytes(ext.array()?);
+                    for _ in 0..n {
+                        let [offset, len, call] = [(); 3].map(|()| ext.array().map(u32::from_le_bytes));
+                        id_slots.push(IdSlot { offset: offset?, len: len?, call: call? });
+                    }
+                    if ext.at != ext.bytes.len() {
+                        return Err(DecodeError::TrailingBytes);
+                    }
+                }
+                t if t & CRITICAL != 0 => return Err(DecodeError::UnknownExtension(t)),
+                _ => {}
+            }
+        }
+        if self.at != self.bytes.len() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        Ok(id_slots)
     }
 }
 
@@ -248,11 +326,87 @@ mod tests {
         ]
     }
 
-    fn encode(body: &[u8]) -> Vec<u8> {
+    fn encode_with(body: &[u8], slots: &[IdSlot]) -> Vec<u8> {
         let mut b = RecordBuilder::new(&meta(), &headers(), body.len(), 1 << 20).unwrap();
         assert!(b.push_body(&body[..body.len() / 2]));
         assert!(b.push_body(&body[body.len() / 2..]));
-        b.finish().0
+        let (bytes, range) = b.finish(slots);
+        assert_eq!(&bytes[range], body);
+        bytes
+    }
+
+    fn encode(body: &[u8]) -> Vec<u8> {
+        encode_with(body, &[])
+    }
+
+    /// A version 1 record as the previous release wrote it.
+    fn v1_record(body: &[u8]) -> Vec<u8> {
+        let m = meta();
+        let mut buf = b"PCR\x01".to_vec();
+        buf.extend_from_slice(&[0; 8]);
+        buf.extend_from_slice(&m.stored_at.to_le_bytes());
+        buf.extend_from_slice(&m.fresh_until.to_le_bytes());
+        buf.extend_from_slice(&m.initial_age.to_le_bytes());
+        buf.extend_from_slice(&m.status.to_le_bytes());
+        buf.extend_from_slice(&m.request_digest);
+        buf.extend_from_slice(&m.vary_digest);
+        buf.extend_from_slice(&1u16.to_le_bytes());
+        buf.extend_from_slice(&15u16.to_le_bytes());
+        buf.extend_from_slice(b"accept-language");
+        buf.extend_from_slice(&(headers().len() as u16).to_le_bytes());
+        for (name, value) in headers() {
+            buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            buf.extend_from_slice(name.as_bytes());
+            buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&value);
+        }
+        buf.extend_from_slice(body);
+        let sum = checksum(&buf[CHECKSUM_COVERS_FROM..]);
+        buf[CHECKSUM_AT..CHECKSUM_COVERS_FROM].copy_from_slice(&sum.to_le_bytes());
+        buf
+    }
+
+    #[test]
+    fn version_1_records_still_decode_with_no_extensions() {
+        let bytes = v1_record(b"old body");
+        let record = decode(&bytes).unwrap();
+        assert_eq!(record.meta, meta());
+        assert_eq!(record.body, b"old body");
+        assert_eq!(record.headers.len(), headers().len());
+        assert!(record.id_slots.is_empty());
+    }
+
+    #[test]
+    fn id_slots_round_trip() {
+        let slots = [IdSlot { offset: 1, len: 2, call: 0 }, IdSlot { offset: 9, len: 4, call: 3 }];
+        let bytes = encode_with(b"{\"id\":17,\"x\":\"abcd\"}", &slots);
+        assert_eq!(decode(&bytes).unwrap().id_slots, slots);
+    }
+
+    /// Re-seals a record after editing it, as a writer of another version would.
+    fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
+        let sum = checksum(&bytes[CHECKSUM_COVERS_FROM..]);
+        bytes[CHECKSUM_AT..CHECKSUM_COVERS_FROM].copy_from_slice(&sum.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn unknown_critical_extensions_are_misses_and_others_are_skipped() {
+        let with_ext = |tag: u16| {
+            let mut bytes = encode(b"body");
+            let at = bytes.len() - 2;
+            bytes.truncate(at);
+            bytes.extend_from_slice(&1u16.to_le_bytes());
+            bytes.extend_from_slice(&tag.to_le_bytes());
+            bytes.extend_from_slice(&3u32.to_le_bytes());
+            bytes.extend_from_slice(b"xyz");
+            reseal(bytes)
+        };
+        assert_eq!(decode(&with_ext(0x0042)).unwrap().body, b"body");
+        assert_eq!(decode(&with_ext(CRITICAL | 0x42)), Err(DecodeError::UnknownExtension(0x8042)));
+        let mut trailing = encode(b"body");
+        trailing.push(0);
+        assert_eq!(decode(&reseal(trailing)), Err(DecodeError::TrailingBytes));
     }
 
     #[test]
@@ -302,16 +456,17 @@ mod tests {
         old[3] = 0;
         assert_eq!(decode(&old), Err(DecodeError::UnsupportedVersion(0)));
         let mut future = encode(b"x");
-        future[3] = 2;
-        assert_eq!(decode(&future), Err(DecodeError::UnsupportedVersion(2)));
+        future[3] = 3;
+        assert_eq!(decode(&future), Err(DecodeError::UnsupportedVersion(3)));
         assert_eq!(decode(b"{\"json\":1}"), Err(DecodeError::NotARecord));
         assert_eq!(decode(b""), Err(DecodeError::NotARecord));
     }
 
     #[test]
     fn builder_refuses_body_past_the_limit() {
-        let mut b = RecordBuilder::new(&meta(), &headers(), 0, 200).unwrap();
-        let head = 200 - b.buf.len();
+        let mut b = RecordBuilder::new(&meta(), &headers(), 0, 220).unwrap();
+        // The record ends with a two-byte extension count.
+        let head = 220 - b.buf.len() - 2;
         assert!(b.push_body(&vec![0; head]));
         assert!(!b.push_body(&[0]));
         assert_eq!(b.body().len(), head);

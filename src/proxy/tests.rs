@@ -4,6 +4,8 @@ use super::*;
 use crate::body::BodySink;
 use crate::config::Config;
 use crate::store::memory::MemoryStore;
+use crate::cache::record::RecordBuilder;
+use crate::origin::{OriginError, OriginRequest, OriginResponse, OutboundBody};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -245,4 +247,97 @@ fn a_stale_entry_is_deleted_when_its_fresh_answer_may_not_be_stored() {
     let answer = run(&cfg, NOW + 60, request("POST", &[], b"q"), &store, &origin("no-store"));
     assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=stale; detail=no-store");
     assert!(store.entries.borrow().is_empty(), "the stale record is gone");
+}
+
+fn answering(body: &str) -> FakeOrigin {
+    let mut o = origin("max-age=60");
+    o.body = body.as_bytes().to_vec();
+    o
+}
+
+#[test]
+fn a_graphql_mutation_is_never_looked_up_or_stored() {
+    let cfg = config(&[("body_format", "graphql")]);
+    let (store, origin) = (MemoryStore::default(), answering(r#"{"data":{"addItem":{"id":1}}}"#));
+    let body = br#"{"query":"mutation { addItem(name: \"x\") { id } }"}"#;
+    for _ in 0..2 {
+        let answer = run(&cfg, NOW, request("POST", &[("content-type", "application/json")], body), &store, &origin);
+        assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=bypass; detail=mutation");
+        assert_eq!(answer.body(), origin.body);
+    }
+    assert_eq!(origin.calls.borrow().len(), 2);
+    assert_eq!(origin.calls.borrow()[1].3, body, "forwarded byte for byte");
+    assert_eq!(store.gets.get(), 0);
+    assert!(store.entries.borrow().is_empty());
+}
+
+#[test]
+fn graphql_queries_differing_in_whitespace_share_one_entry() {
+    let cfg = config(&[("body_format", "graphql")]);
+    let (store, origin) = (MemoryStore::default(), answering(r#"{"data":{"me":{"id":"1"}}}"#));
+    let json = [("content-type", "application/json")];
+    let first = run(&cfg, NOW, request("POST", &json, br#"{"query":"{ me { id } }"}"#), &store, &origin);
+    assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    let second = run(&cfg, NOW, request("POST", &json, br##"{"query":"# mine\n{me{id}}"}"##), &store, &origin);
+    assert_eq!(second.header("cache-status").unwrap(), "post-cache; hit; ttl=60");
+    assert_eq!(second.body(), first.body());
+    // The origin saw the client's own bytes, not the canonical form.
+    assert_eq!(origin.calls.borrow()[0].3, br#"{"query":"{ me { id } }"}"#);
+    assert_eq!(origin.calls.borrow().len(), 1);
+}
+
+#[test]
+fn a_graphql_answer_with_errors_is_relayed_but_never_stored() {
+    let cfg = config(&[("body_format", "graphql")]);
+    let store = MemoryStore::default();
+    let origin = answering(r#"{"data":null,"errors":[{"message":"boom"}]}"#);
+    let json = [("content-type", "application/json")];
+    for _ in 0..2 {
+        let answer = run(&cfg, NOW, request("POST", &json, br#"{"query":"{ me { id } }"}"#), &store, &origin);
+        assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=graphql-errors");
+        assert_eq!(answer.body(), origin.body);
+        assert_eq!(answer.header("content-length").unwrap(), origin.body.len().to_string());
+    }
+    assert_eq!(origin.calls.borrow().len(), 2);
+    assert!(store.entries.borrow().is_empty());
+}
+
+#[test]
+fn jsonrpc_calls_with_other_ids_share_an_entry_and_get_their_own_id_back() {
+    let cfg = config(&[("body_format", "jsonrpc"), ("rpc_methods", "eth_chainId")]);
+    let store = MemoryStore::default();
+    let origin = answering(r#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#);
+    let json = [("content-type", "application/json")];
+    let first = run(&cfg, NOW, request("POST", &json, br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#), &store, &origin);
+    assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    let second = run(&cfg, NOW, request("POST", &json, br#"{"jsonrpc":"2.0","id":"second","method":"eth_chainId"}"#), &store, &origin);
+    assert_eq!(second.header("cache-status").unwrap(), "post-cache; hit; ttl=60");
+    assert_eq!(second.body(), br#"{"jsonrpc":"2.0","id":"second","result":"0x1"}"#);
+    assert_eq!(second.header("content-length").unwrap(), second.body().len().to_string());
+    assert_eq!(origin.calls.borrow().len(), 1);
+    let other = run(&cfg, NOW, request("POST", &json, br#"{"jsonrpc":"2.0","id":3,"method":"eth_sendRawTransaction"}"#), &store, &origin);
+    assert_eq!(other.header("cache-status").unwrap(), "post-cache; fwd=bypass; detail=rpc-method");
+    assert_eq!(origin.calls.borrow().len(), 2);
+}
+
+#[test]
+fn a_raw_record_under_a_jsonrpc_key_is_a_miss_not_a_replay_with_the_wrong_id() {
+    // Equal keys for a record without id slots can only come from a bug or a
+    // collision; the record must not be replayed with the id it was stored with.
+    let cfg = config(&[("body_format", "jsonrpc"), ("rpc_methods", "eth_chainId")]);
+    let store = MemoryStore::default();
+    let origin = answering(r#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#);
+    let json = [("content-type", "application/json")];
+    run(&cfg, NOW, request("POST", &json, br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#), &store, &origin);
+    let (key, value) = store.entries.borrow().iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+    let rec = crate::cache::record::decode(&value).unwrap();
+    let mut builder = RecordBuilder::new(&rec.meta, &[], 0, 1 << 20).unwrap();
+    assert!(builder.push_body(rec.body));
+    store.entries.borrow_mut().insert(key, builder.finish(&[]).0);
+    let again = run(&cfg, NOW, request("POST", &json, br#"{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}"#), &store, &origin);
+    // Forwarded; the fake origin answers id 1 to the call with id 2, which is no
+    // answer to it: relayed, not stored, and the unusable record is gone.
+    assert_eq!(again.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=invalid-answer");
+    assert_eq!(origin.calls.borrow().len(), 2);
+    assert!(store.entries.borrow().is_empty());
 }

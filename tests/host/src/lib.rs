@@ -13,5 +13,5 @@ pub mod outbound;
 pub mod server;
 pub mod variables;
 
-pub use server::{engine, load, start, HostConfig, HostStats, RunningHost};
+pub use server::{engine, load, start, HostConfig, HostStats, Route, RunningHost};
 pub use server::spin_bindings as spin;

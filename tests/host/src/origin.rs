@@ -3,6 +3,10 @@
 //! `status=`, `cc=` (Cache-Control), `expires=`, `vary=`, `set_cookie=1`,
 //! `size=` (a binary body of that many bytes, different on every request unless
 //! `static=1`), `chunked=1`, `delay_ms=`.
+//!
+//! Under `/graphql` it speaks GraphQL over HTTP and under `/rpc` JSON-RPC 2.0
+//! (see [`graphql_answer`] and [`jsonrpc_answer`]); both send no `Cache-Control`
+//! unless `cc=` asks, as most such servers do.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -60,6 +64,12 @@ impl TestOrigin {
 
     pub fn total(&self) -> u64 {
         self.log.lock().unwrap().total
+    }
+
+    /// Requests seen for this method and path (without query), whatever the body.
+    pub fn count_path(&self, method: &str, path: &str) -> u64 {
+        let log = self.log.lock().unwrap();
+        log.counts.iter().filter(|((m, p, _), _)| m == method && p == path).map(|(_, n)| n).sum()
     }
 
     /// Headers of the last request, in order.
@@ -180,7 +190,19 @@ async fn answer(
     if params.get("set_cookie").is_some() {
         builder = builder.header("set-cookie", "session=abc; Path=/").header("set-cookie", "theme=dark");
     }
+    let total = log.lock().unwrap().total;
+    let speaking = if path.starts_with("/graphql") {
+        Some(graphql_answer(&body, total))
+    } else if path.starts_with("/rpc") {
+        Some(jsonrpc_answer(&body, total))
+    } else {
+        None
+    };
     let payload: Vec<u8> = match params.get("size").and_then(|v| v.parse::<usize>().ok()) {
+        _ if speaking.is_some() => {
+            builder = builder.header("content-type", "application/json");
+            speaking.expect("checked")
+        }
         Some(size) => {
             builder = builder.header("content-type", "application/octet-stream");
             if params.contains_key("static") {
@@ -211,9 +233,64 @@ async fn answer(
     Ok(builder.body(body).expect("valid response"))
 }
 
+/// A GraphQL server's answer: `{"data":{"answer":{"n":N,"doc":"…"}}}` where N
+/// counts all requests the origin has seen; a document mentioning `failing` gets
+/// `{"data":null,"errors":[…]}`, one mentioning `partial` data and errors.
+pub fn graphql_answer(body: &[u8], n: u64) -> Vec<u8> {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let answer = |request: &serde_json::Value| {
+        let query = request.get("query").and_then(|q| q.as_str()).unwrap_or("");
+        if query.contains("failing") {
+            serde_json::json!({"data": null, "errors": [{"message": "the resolver failed"}]})
+        } else if query.contains("partial") {
+            serde_json::json!({"data": {"answer": null}, "errors": [{"message": "one field failed"}]})
+        } else {
+            serde_json::json!({"data": {"answer": {"n": n, "doc": query}}})
+        }
+    };
+    let value = match &request {
+        serde_json::Value::Array(batch) => serde_json::Value::Array(batch.iter().map(answer).collect()),
+        single => answer(single),
+    };
+    serde_json::to_vec(&value).expect("serialises")
+}
+
+/// A JSON-RPC 2.0 server's answer: each call with an id gets
+/// `{"jsonrpc":"2.0","id":…,"result":{"method":…,"n":N}}`, or an `error` for
+/// methods starting `fail_`. A batch is answered in reverse order, which the spec
+/// allows, so clients (and caches) must match answers by id.
+pub fn jsonrpc_answer(body: &[u8], n: u64) -> Vec<u8> {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let answer = |call: &serde_json::Value| {
+        let id = call.get("id")?.clone();
+        let method = call.get("method").and_then(|m| m.as_str()).unwrap_or("");
+        Some(if method.starts_with("fail_") {
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000, "message": "failed"}})
+        } else {
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"method": method, "n": n}})
+        })
+    };
+    let value = match &request {
+        serde_json::Value::Array(batch) => serde_json::Value::Array(batch.iter().rev().filter_map(answer).collect()),
+        single => answer(single).unwrap_or(serde_json::Value::Null),
+    };
+    serde_json::to_vec(&value).expect("serialises")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jsonrpc_batches_are_answered_in_reverse_without_notifications() {
+        let body = br#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"2.0","id":"x","method":"fail_b"}]"#;
+        let answer: serde_json::Value = serde_json::from_slice(&jsonrpc_answer(body, 7)).unwrap();
+        assert_eq!(answer[0]["id"], "x");
+        assert!(answer[0]["error"].is_object());
+        assert_eq!(answer[1]["id"], 1);
+        assert_eq!(answer[1]["result"]["n"], 7);
+        assert_eq!(answer.as_array().unwrap().len(), 2);
+    }
 
     #[test]
     fn percent_decoding() {

@@ -35,6 +35,9 @@ pub mod spin_bindings {
 pub struct HostConfig {
     /// Component variables (after `SPIN_VARIABLE_*` overrides).
     pub variables: HashMap<String, String>,
+    /// The same wasm listed as several components, each at its own route with
+    /// its own variables on top of `variables`; empty means one component at `/...`.
+    pub routes: Vec<Route>,
     /// `allowed_outbound_hosts`, e.g. `http://127.0.0.1:8080`.
     pub allowed_outbound_hosts: Vec<String>,
     /// `key_value_stores` of the component.
@@ -53,6 +56,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         Self {
             variables: HashMap::new(),
+            routes: Vec::new(),
             allowed_outbound_hosts: Vec::new(),
             key_value_stores: vec!["default".into()],
             defined_stores: vec!["default".into()],
@@ -61,6 +65,39 @@ impl Default for HostConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
         }
     }
+}
+
+/// One `[[trigger.http]]` route: `/exact` or `/prefix/...` (`/...` for everything).
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub pattern: String,
+    pub variables: HashMap<String, String>,
+}
+
+impl Route {
+    pub fn new(pattern: &str, variables: &[(&str, &str)]) -> Self {
+        let variables = variables.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self { pattern: pattern.to_string(), variables }
+    }
+
+    /// For a path this route matches: whether it matched exactly (not through a
+    /// wildcard) and the path info (the part after a wildcard route's prefix).
+    fn matches(&self, path: &str) -> Option<(bool, String)> {
+        match self.pattern.strip_suffix("/...") {
+            Some(prefix) if path == prefix => Some((false, String::new())),
+            Some(prefix) => path.strip_prefix(prefix).filter(|rest| rest.starts_with('/')).map(|rest| (false, rest.to_string())),
+            None => (path == self.pattern).then(|| (true, String::new())),
+        }
+    }
+}
+
+/// Spin's router: an exact route beats wildcards; among wildcards the longest prefix wins.
+fn route_for<'a>(routes: &'a [(Route, Arc<HashMap<String, String>>)], path: &str) -> Option<(&'a (Route, Arc<HashMap<String, String>>), String)> {
+    routes
+        .iter()
+        .filter_map(|r| r.0.matches(path).map(|(exact, info)| (r, exact, info)))
+        .max_by_key(|(r, exact, _)| (*exact, r.0.pattern.len()))
+        .map(|(r, _, info)| (r, info))
 }
 
 /// Counters the tests and benchmarks read.
@@ -181,7 +218,8 @@ struct Shared {
     pre: ProxyPre<RequestState>,
     kv: Arc<KvData>,
     granted: Arc<Vec<String>>,
-    variables: Arc<HashMap<String, String>>,
+    /// Each route with its component's variables.
+    routes: Vec<(Route, Arc<HashMap<String, String>>)>,
     outbound: OutboundPolicy,
     stats: Arc<HostStats>,
     clock: GuestClock,
@@ -221,11 +259,20 @@ pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -
     let kv = Arc::new(KvData::new(&labels, config.kv_max_value_bytes));
     let stats = Arc::new(HostStats::default());
     let clock = GuestClock::default();
+    let routes = if config.routes.is_empty() { vec![Route::new("/...", &[])] } else { config.routes };
+    let routes = routes
+        .into_iter()
+        .map(|route| {
+            let mut variables = config.variables.clone();
+            variables.extend(route.variables.clone());
+            (route, Arc::new(variables))
+        })
+        .collect();
     let shared = Arc::new(Shared {
         pre,
         kv: kv.clone(),
         granted: Arc::new(config.key_value_stores),
-        variables: Arc::new(config.variables),
+        routes,
         outbound: OutboundPolicy::new(config.allowed_outbound_hosts),
         stats: stats.clone(),
         clock: clock.clone(),
@@ -242,10 +289,15 @@ pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -
 const DROPPED_INCOMING: &[&str] =
     &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings"];
 
-/// Adds the headers Spin adds for a component mounted at the wildcard route `/...`.
-fn add_spin_headers(req: &mut hyper::Request<hyper::body::Incoming>, client: SocketAddr, listen_host: &str) {
+/// Adds the headers Spin adds for the component at `route` (crates/trigger-http/src/headers.rs).
+fn add_spin_headers(
+    req: &mut hyper::Request<hyper::body::Incoming>,
+    client: SocketAddr,
+    listen_host: &str,
+    route: &str,
+    path_info: String,
+) {
     let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or("/".into());
-    let path = req.uri().path().to_string();
     let headers = req.headers_mut();
     for name in DROPPED_INCOMING {
         headers.remove(*name);
@@ -256,11 +308,11 @@ fn add_spin_headers(req: &mut hyper::Request<hyper::body::Incoming>, client: Soc
         }
     };
     set("spin-full-url", format!("http://{listen_host}{path_and_query}"));
-    set("spin-path-info", path);
-    set("spin-matched-route", "/...".into());
+    set("spin-path-info", path_info);
+    set("spin-matched-route", route.into());
     set("spin-base-path", "/".into());
-    set("spin-raw-component-route", "/...".into());
-    set("spin-component-route", "".into());
+    set("spin-raw-component-route", route.into());
+    set("spin-component-route", route.strip_suffix("/...").unwrap_or(route).into());
     set("spin-client-addr", client.to_string());
 }
 
@@ -276,7 +328,15 @@ async fn handle(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost")
         .to_string();
-    add_spin_headers(&mut req, client, &host);
+    let Some(((route, variables), path_info)) = route_for(&shared.routes, req.uri().path()) else {
+        // Spin answers 404 when no route matches.
+        use http_body_util::BodyExt;
+        let empty: HyperOutgoingBody = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
+        let mut response = hyper::Response::new(empty);
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+        return Ok(response);
+    };
+    add_spin_headers(&mut req, client, &host, &route.pattern, path_info);
 
     let wasi = WasiCtx::builder()
         .inherit_stdout()
@@ -289,7 +349,7 @@ async fn handle(
         http: WasiHttpCtx::new(),
         outbound: shared.outbound.clone(),
         kv: KvAccess { data: shared.kv.clone(), granted: shared.granted.clone() },
-        variables: shared.variables.clone(),
+        variables: variables.clone(),
         memory: MemoryTracker { peak: 0, limit: shared.max_memory },
     };
     let mut store = Store::new(shared.pre.engine(), state);
@@ -326,5 +386,33 @@ async fn handle(
             };
             Err(e.context("component never set a response"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(patterns: &[&str]) -> Vec<(Route, Arc<HashMap<String, String>>)> {
+        patterns.iter().map(|p| (Route::new(p, &[]), Arc::new(HashMap::new()))).collect()
+    }
+
+    fn matched(routes: &[(Route, Arc<HashMap<String, String>>)], path: &str) -> Option<(String, String)> {
+        route_for(routes, path).map(|((r, _), info)| (r.pattern.clone(), info))
+    }
+
+    #[test]
+    fn routes_match_like_spins_router() {
+        let r = routes(&["/...", "/rpc/...", "/rpc/v2/...", "/graphql"]);
+        let m = |p| matched(&r, p);
+        assert_eq!(m("/graphql"), Some(("/graphql".into(), "".into())));
+        assert_eq!(m("/graphql/x"), Some(("/...".into(), "/graphql/x".into())));
+        assert_eq!(m("/rpc"), Some(("/rpc/...".into(), "".into())));
+        assert_eq!(m("/rpc/"), Some(("/rpc/...".into(), "/".into())));
+        assert_eq!(m("/rpc/v2/a"), Some(("/rpc/v2/...".into(), "/a".into())));
+        assert_eq!(m("/rpcx"), Some(("/...".into(), "/rpcx".into())));
+        assert_eq!(matched(&routes(&["/graphql"]), "/other"), None);
+        // An exact route beats a wildcard that also matches.
+        assert_eq!(matched(&routes(&["/a/...", "/a"]), "/a"), Some(("/a".into(), "".into())));
     }
 }

@@ -1,0 +1,350 @@
+//! JSON-RPC 2.0 (jsonrpc.org/specification): which calls may be cached, what keys
+//! them (everything but `id`), and where the ids sit in an answer so that a replay
+//! can carry the ids of the request it answers.
+
+use super::json::{self, JsonError, Node, Value};
+
+/// Most calls in one cacheable batch; a larger batch is forwarded, not keyed.
+pub const MAX_BATCH: usize = 1000;
+
+/// The calls of a cacheable request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcRequest {
+    /// A batch (array) or a single call: their answers differ in shape.
+    pub batch: bool,
+    /// Each call's `id` as the client wrote it, in request order.
+    pub ids: Vec<Vec<u8>>,
+    /// Each call's `id` in canonical form, to match the ids of the answer.
+    id_keys: Vec<Vec<u8>>,
+    /// What keys the request: each call in canonical JSON without its `id`.
+    pub material: Vec<u8>,
+}
+
+/// Why a request is forwarded without being looked up or stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcRefusal {
+    /// Not JSON-RPC 2.0 (or not JSON, a duplicate member, an id used twice in a
+    /// batch, an empty or oversized batch).
+    Unparsable,
+    /// A call without `id`: nothing is answered, so nothing can be cached.
+    Notification,
+    /// A method not in `rpc_methods`.
+    Method,
+}
+
+/// Why an answer is not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerRefusal {
+    /// A call was answered with `error`.
+    Error,
+    /// Not a JSON-RPC answer to exactly these calls (ids missing, unknown or repeated).
+    Mismatch,
+}
+
+/// Where one answered id sits in a stored answer body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdSlot {
+    pub offset: u32,
+    pub len: u32,
+    /// Index of the call (in request order) the id belongs to.
+    pub call: u32,
+}
+
+/// `rpc_methods`: exact names, or prefixes written with a trailing `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MethodList(Vec<String>);
+
+impl MethodList {
+    /// Parses a comma-separated list; `Err` names the bad entry.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let entries: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        if let Some(bad) = entries.iter().find(|e| e[..e.len() - 1].contains('*')) {
+            return Err(format!("{bad:?}: `*` may only end an entry"));
+        }
+        Ok(Self(entries))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn allows(&self, method: &str) -> bool {
+        self.0.iter().any(|entry| match entry.strip_suffix('*') {
+            Some(prefix) => method.starts_with(prefix),
+            None => entry == method,
+        })
+    }
+}
+
+/// Reads a request body as JSON-RPC 2.0 calls that may all be cached.
+pub fn read_request(body: &[u8], methods: &MethodList) -> Result<RpcRequest, RpcRefusal> {
+    let root = json::parse(body).map_err(|_| RpcRefusal::Unparsable)?;
+    let (batch, calls) = match &root.value {
+        Value::Array(items) if items.is_empty() || items.len() > MAX_BATCH => return Err(RpcRefusal::Unparsable),
+        Value::Array(items) => (true, items.iter().collect::<Vec<_>>()),
+        Value::Object(_) => (false, vec![&root]),
+        _ => return Err(RpcRefusal::Unparsable),
+    };
+    let mut request = RpcRequest { batch, ids: Vec::new(), id_keys: Vec::new(), material: Vec::new() };
+    request.material.extend_from_slice(if batch { b"batch\n" } else { b"call\n" });
+    // The first refusal in request order is the one reported.
+    for call in calls {
+        let id = read_call(call, methods)?;
+        let id_key = id_key(body, id);
+        if request.id_keys.contains(&id_key) {
+            return Err(RpcRefusal::Unparsable);
+        }
+        request.ids.push(body[id.start..id.end].to_vec());
+        request.id_keys.push(id_key);
+        json::write_canonical_except(&call.value, "id", &mut request.material).map_err(|_| RpcRefusal::Unparsable)?;
+        request.material.push(b'\n');
+    }
+    Ok(request)
+}
+
+/// Checks one call and returns its `id`.
+fn read_call<'n, 'a>(call: &'n Node<'a>, methods: &MethodList) -> Result<&'n Node<'a>, RpcRefusal> {
+    let member = |name| call.value.member(name).map_err(|_: JsonError| RpcRefusal::Unparsable);
+    if !matches!(call.value, Value::Object(_)) {
+        return Err(RpcRefusal::Unparsable);
+    }
+    match member("jsonrpc")? {
+        Some(Node { value: Value::String(v), .. }) if v.is("2.0") => {}
+        _ => return Err(RpcRefusal::Unparsable),
+    }
+    let method = match member("method")? {
+        Some(Node { value: Value::String(m), .. }) => m.decode(),
+        _ => return Err(RpcRefusal::Unparsable),
+    };
+    match member("params")? {
+        None | Some(Node { value: Value::Array(_) | Value::Object(_), .. }) => {}
+        Some(_) => return Err(RpcRefusal::Unparsable),
+    }
+    let id = match member("id")? {
+        None => return Err(RpcRefusal::Notification),
+        Some(id @ Node { value: Value::String(_) | Value::Number(_) | Value::Null, .. }) => id,
+        Some(_) => return Err(RpcRefusal::Unparsable),
+    };
+    if !methods.allows(&method) {
+        return Err(RpcRefusal::Method);
+    }
+    Ok(id)
+}
+
+/// An id in canonical form (so `"\u0041"` matches `"A"`), or as written when a
+/// number has no exact canonical form.
+fn id_key(body: &[u8], id: &Node<'_>) -> Vec<u8> {
+    let mut key = Vec::new();
+    match json::write_canonical(&id.value, &mut key) {
+        Ok(()) => key,
+        Err(_) => body[id.start..id.end].to_vec(),
+    }
+}
+
+/// Checks that `answer` answers exactly the calls of `request` without an error,
+/// and returns where each id sits, in body order.
+pub fn check_answer(request: &RpcRequest, answer: &[u8]) -> Result<Vec<IdSlot>, AnswerRefusal> {
+    let root = json::parse(answer).map_err(|_| AnswerRefusal::Mismatch)?;
+    let responses: Vec<&Node<'_>> = match (&root.value, request.batch) {
+        (Value::Array(items), true) => items.iter().collect(),
+        (Value::Object(_), false) => vec![&root],
+        // A batch may be refused as a whole with one error object.
+        (Value::Object(_), true) if root.value.member("error").ok().flatten().is_some() => {
+            return Err(AnswerRefusal::Error)
+        }
+        _ => return Err(AnswerRefusal::Mismatch),
+    };
+    if responses.len() != request.ids.len() {
+        return Err(AnswerRefusal::Mismatch);
+    }
+    let mut answered = vec![false; request.ids.len()];
+    let mut slots = Vec::with_capacity(responses.len());
+    for response in responses {
+        let member = |name| response.value.member(name).map_err(|_| AnswerRefusal::Mismatch);
+        if !matches!(response.value, Value::Object(_)) {
+            return Err(AnswerRefusal::Mismatch);
+        }
+        if member("error")?.is_some() {
+            return Err(AnswerRefusal::Error);
+        }
+        if member("result")?.is_none() {
+            return Err(AnswerRefusal::Mismatch);
+        }
+        let id = member("id")?.ok_or(AnswerRefusal::Mismatch)?;
+        let key = id_key(answer, id);
+        let call = request.id_keys.iter().position(|k| *k == key).ok_or(AnswerRefusal::Mismatch)?;
+        if std::mem::replace(&mut answered[call], true) {
+            return Err(AnswerRefusal::Mismatch);
+        }
+        let offset = u32::try_from(id.start).map_err(|_| AnswerRefusal::Mismatch)?;
+        let len = u32::try_from(id.end - id.start).map_err(|_| AnswerRefusal::Mismatch)?;
+        slots.push(IdSlot { offset, len, call: call as u32 });
+    }
+    slots.sort_by_key(|s| s.offset);
+    Ok(slots)
+}
+
+/// The stored answer with each id slot replaced by the id of the call it answers
+/// in this request; `None` if the slots do not fit the body or name unknown calls.
+pub fn splice_ids(stored: &[u8], slots: &[IdSlot], ids: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(stored.len() + ids.iter().map(Vec::len).sum::<usize>());
+    let mut at = 0usize;
+    for slot in slots {
+        let start = slot.offset as usize;
+        let end = start.checked_add(slot.len as usize)?;
+        if start < at || end > stored.len() {
+            return None;
+        }
+        out.extend_from_slice(&stored[at..start]);
+        out.extend_from_slice(ids.get(slot.call as usize)?);
+        at = end;
+    }
+    out.extend_from_slice(&stored[at..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn methods() -> MethodList {
+        MethodList::parse("eth_chainId, eth_getBlockByHash,eth_call, net_*").unwrap()
+    }
+
+    fn read(body: &str) -> Result<RpcRequest, RpcRefusal> {
+        read_request(body.as_bytes(), &methods())
+    }
+
+    #[test]
+    fn calls_that_differ_only_in_their_id_share_material() {
+        let variants = [
+            r#"{"jsonrpc":"2.0","id":17,"method":"eth_chainId"}"#,
+            r#"{"id":"abc","method":"eth_chainId","jsonrpc":"2.0"}"#,
+            r#"{ "jsonrpc" : "2.0", "method" : "eth_chainId", "id" : null }"#,
+            r#"{"jsonrpc":"2.0","id":-1.5e3,"method":"eth_chainId"}"#,
+        ];
+        let first = read(variants[0]).unwrap();
+        for v in &variants[1..] {
+            let r = read(v).unwrap();
+            assert_eq!(r.material, first.material, "{v}");
+        }
+        assert_eq!(read(variants[1]).unwrap().ids, vec![br#""abc""#.to_vec()]);
+        assert_eq!(read(variants[2]).unwrap().ids, vec![b"null".to_vec()]);
+        assert_eq!(read(variants[3]).unwrap().ids, vec![b"-1.5e3".to_vec()]);
+    }
+
+    #[test]
+    fn params_and_method_change_the_material() {
+        let a = read(r#"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[{"to":"0x1"},"latest"]}"#).unwrap();
+        let b = read(r#"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[{"to":"0x2"},"latest"]}"#).unwrap();
+        let c = read(r#"{"jsonrpc":"2.0","id":1,"method":"net_version","params":[{"to":"0x1"},"latest"]}"#).unwrap();
+        let d = read(r#"{"jsonrpc":"2.0","id":2,"method":"eth_call","params":[ {"to" : "0x1"}, "latest" ]}"#).unwrap();
+        assert_ne!(a.material, b.material);
+        assert_ne!(a.material, c.material);
+        assert_eq!(a.material, d.material);
+        // A single call and a batch of that one call answer in different shapes.
+        let batch = read(r#"[{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[{"to":"0x1"},"latest"]}]"#).unwrap();
+        assert_ne!(batch.material, a.material);
+    }
+
+    #[test]
+    fn method_list_matches_exact_names_and_prefixes() {
+        let m = methods();
+        assert!(m.allows("eth_chainId") && m.allows("net_version") && m.allows("net_"));
+        assert!(!m.allows("eth_chainid") && !m.allows("eth_sendRawTransaction") && !m.allows("ne"));
+        assert!(MethodList::parse("*").unwrap().allows("anything"));
+        assert!(MethodList::parse("eth_*_x").is_err());
+        assert!(MethodList::parse(" , ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn refusals_are_told_apart() {
+        assert_eq!(read(r#"{"jsonrpc":"2.0","method":"eth_chainId"}"#), Err(RpcRefusal::Notification));
+        assert_eq!(read(r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction"}"#), Err(RpcRefusal::Method));
+        for bad in [
+            r#"{"id":1,"method":"eth_chainId"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"eth_chainId"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            r#"{"jsonrpc":"2.0","id":[1],"method":"eth_chainId"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"eth_chainId"}"#,
+            r#"[]"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":1.0,"method":"net_version"}]"#,
+            r#"[1]"#,
+            r#""eth_chainId""#,
+            "not json",
+        ] {
+            assert_eq!(read(bad), Err(RpcRefusal::Unparsable), "{bad}");
+        }
+        // In a batch, one uncacheable call makes the whole batch uncacheable.
+        let mixed = r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","method":"net_version"}]"#;
+        assert_eq!(read(mixed), Err(RpcRefusal::Notification));
+    }
+
+    #[test]
+    fn oversized_batches_are_refused() {
+        let call = r#"{"jsonrpc":"2.0","id":ID,"method":"eth_chainId"}"#;
+        let batch = |n: usize| format!("[{}]", (0..n).map(|i| call.replace("ID", &i.to_string())).collect::<Vec<_>>().join(","));
+        assert!(read(&batch(MAX_BATCH)).is_ok());
+        assert_eq!(read(&batch(10_000)), Err(RpcRefusal::Unparsable));
+    }
+
+    #[test]
+    fn a_single_answer_gets_the_next_callers_id() {
+        let request = read(r#"{"jsonrpc":"2.0","id":17,"method":"eth_chainId"}"#).unwrap();
+        let answer = br#"{"jsonrpc":"2.0","id":17,"result":"0x1"}"#;
+        let slots = check_answer(&request, answer).unwrap();
+        assert_eq!(slots, [IdSlot { offset: 22, len: 2, call: 0 }]);
+        let next = read(r#"{"jsonrpc":"2.0","id":"req-18","method":"eth_chainId"}"#).unwrap();
+        let replay = splice_ids(answer, &slots, &next.ids).unwrap();
+        assert_eq!(replay, br#"{"jsonrpc":"2.0","id":"req-18","result":"0x1"}"#);
+    }
+
+    #[test]
+    fn a_batch_answered_out_of_order_maps_each_id_to_its_call() {
+        let request = read(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":"two","method":"net_version"}]"#,
+        )
+        .unwrap();
+        let answer = br#"[{"jsonrpc":"2.0","id":"two","result":"1"},{"jsonrpc":"2.0","id":1,"result":"0x1"}]"#;
+        let slots = check_answer(&request, answer).unwrap();
+        assert_eq!(slots.iter().map(|s| s.call).collect::<Vec<_>>(), [1, 0]);
+        let next = read(
+            r#"[{"jsonrpc":"2.0","id":null,"method":"eth_chainId"},{"jsonrpc":"2.0","id":42,"method":"net_version"}]"#,
+        )
+        .unwrap();
+        let replay = splice_ids(answer, &slots, &next.ids).unwrap();
+        assert_eq!(replay, br#"[{"jsonrpc":"2.0","id":42,"result":"1"},{"jsonrpc":"2.0","id":null,"result":"0x1"}]"#);
+    }
+
+    #[test]
+    fn errors_and_mismatched_answers_are_not_stored() {
+        let single = read(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).unwrap();
+        let batch = read(r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}]"#).unwrap();
+        let cases: &[(&RpcRequest, &str, AnswerRefusal)] = &[
+            (&single, r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x"}}"#, AnswerRefusal::Error),
+            (&single, r#"{"jsonrpc":"2.0","id":2,"result":"0x1"}"#, AnswerRefusal::Mismatch),
+            (&single, r#"{"jsonrpc":"2.0","result":"0x1"}"#, AnswerRefusal::Mismatch),
+            (&single, r#"{"jsonrpc":"2.0","id":1}"#, AnswerRefusal::Mismatch),
+            (&single, r#"[{"jsonrpc":"2.0","id":1,"result":"0x1"}]"#, AnswerRefusal::Mismatch),
+            (&single, "<html>", AnswerRefusal::Mismatch),
+            (&batch, r#"[{"jsonrpc":"2.0","id":1,"result":"a"}]"#, AnswerRefusal::Mismatch),
+            (&batch, r#"[{"jsonrpc":"2.0","id":1,"result":"a"},{"jsonrpc":"2.0","id":1,"result":"b"}]"#, AnswerRefusal::Mismatch),
+            (&batch, r#"[{"jsonrpc":"2.0","id":1,"result":"a"},{"jsonrpc":"2.0","id":2,"error":{}}]"#, AnswerRefusal::Error),
+            (&batch, r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600}}"#, AnswerRefusal::Error),
+        ];
+        for (request, answer, want) in cases {
+            assert_eq!(check_answer(request, answer.as_bytes()), Err(*want), "{answer}");
+        }
+    }
+
+    #[test]
+    fn splicing_refuses_slots_that_do_not_fit() {
+        let ids = vec![b"1".to_vec()];
+        assert!(splice_ids(b"{}", &[IdSlot { offset: 1, len: 5, call: 0 }], &ids).is_none());
+        assert!(splice_ids(b"{\"id\":9}", &[IdSlot { offset: 6, len: 1, call: 3 }], &ids).is_none());
+        let overlapping = [IdSlot { offset: 1, len: 3, call: 0 }, IdSlot { offset: 2, len: 1, call: 0 }];
+        assert!(splice_ids(b"abcdef", &overlapping, &ids).is_none());
+        assert_eq!(splice_ids(b"{\"id\":9}", &[IdSlot { offset: 6, len: 1, call: 0 }], &ids).unwrap(), b"{\"id\":1}");
+    }
+}

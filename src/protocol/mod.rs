@@ -1,0 +1,300 @@
+//! Request body formats the cache understands. Pure: no Spin, no clock, no I/O.
+//!
+//! [`key_request`] decides how a body enters the cache key (its raw bytes, or a
+//! canonical form that equal requests share) or that it must go around the cache;
+//! [`check_answer`] decides whether the origin's answer to it may be stored.
+//! The request forwarded to the origin is always the client's bytes, unchanged.
+
+pub mod graphql;
+pub mod json;
+pub mod jsonrpc;
+
+use graphql::OperationKind;
+use json::{Node, Value};
+use jsonrpc::{IdSlot, MethodList, RpcRefusal, RpcRequest};
+
+/// `body_format`: how request bodies are keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// SHA-256 of the raw bytes.
+    Raw,
+    /// RFC 8785 canonical JSON, falling back to raw.
+    Json,
+    /// GraphQL over HTTP: queries keyed canonically, mutations never cached.
+    GraphQl,
+    /// JSON-RPC 2.0: keyed without `id`, listed methods only.
+    JsonRpc,
+}
+
+impl BodyFormat {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "raw" => Some(Self::Raw),
+            "json" => Some(Self::Json),
+            "graphql" => Some(Self::GraphQl),
+            "jsonrpc" => Some(Self::JsonRpc),
+            _ => None,
+        }
+    }
+
+    /// The mode's tag in the key input, so two modes never share an entry.
+    pub fn tag(self) -> u8 {
+        match self {
+            Self::Raw => 0,
+            Self::Json => 1,
+            Self::GraphQl => 2,
+            Self::JsonRpc => 3,
+        }
+    }
+}
+
+/// The protocol settings of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolConfig {
+    pub format: BodyFormat,
+    /// `rpc_methods`: the JSON-RPC methods that may be cached.
+    pub rpc_methods: MethodList,
+    /// `graphql_store_partial`: store answers that carry `errors` beside non-null `data`.
+    pub graphql_store_partial: bool,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self { format: BodyFormat::Raw, rpc_methods: MethodList::default(), graphql_store_partial: false }
+    }
+}
+
+/// How a request body is keyed; each variant says what the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keying {
+    /// Key on SHA-256 of the raw body with the `raw` tag (also the `json` fallback).
+    Raw,
+    /// Key on SHA-256 of `material` with the format's tag; check the answer with
+    /// `check` before storing it, and replay it through `check` too.
+    Canonical { material: Vec<u8>, check: AnswerCheck },
+    /// Forward the body unchanged; neither look up nor store.
+    Bypass(ProtocolBypass),
+}
+
+/// Why a recognised protocol request goes around the cache (`detail=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolBypass {
+    /// A GraphQL mutation or subscription.
+    Mutation,
+    /// The body could not be read as the format requires, or the operation to
+    /// execute could not be determined.
+    Unparsable,
+    /// A GraphQL persisted query sent as a hash alone: no document tells whether it
+    /// is a query or a mutation.
+    PersistedQuery,
+    /// A JSON-RPC method not in `rpc_methods`.
+    RpcMethod,
+    /// A JSON-RPC notification (no `id`).
+    Notification,
+}
+
+impl ProtocolBypass {
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::Mutation => "mutation",
+            Self::Unparsable => "unparsable",
+            Self::PersistedQuery => "persisted-query",
+            Self::RpcMethod => "rpc-method",
+            Self::Notification => "notification",
+        }
+    }
+}
+
+/// What must hold of the origin's answer before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerCheck {
+    Nothing,
+    /// No top-level `errors` (per element of a batch).
+    GraphQl { batch: bool },
+    /// Answers exactly these calls, none with `error`; replays get the caller's ids.
+    JsonRpc(RpcRequest),
+}
+
+/// Why an answer is not stored (`detail=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerRefusal {
+    GraphQlErrors,
+    RpcError,
+    /// Not an answer in the protocol's shape (not JSON, ids that do not match).
+    Invalid,
+}
+
+/// Decides how a request body is keyed. `content_type` is the request's first
+/// `Content-Type` value; `no_transform` is the request's `Cache-Control: no-transform`.
+pub fn key_request(
+    config: &ProtocolConfig,
+    content_type: Option<&[u8]>,
+    no_transform: bool,
+    body: &[u8],
+) -> Keying {
+    let media = content_type.map(media_type).unwrap_or_default();
+    match config.format {
+        BodyFormat::Raw => Keying::Raw,
+        BodyFormat::Json => {
+            if no_transform || !is_json(&media) {
+                return Keying::Raw;
+            }
+            match json::canonicalize(body) {
+                Ok(material) => Keying::Canonical { material, check: AnswerCheck::Nothing },
+                Err(_) => Keying::Raw,
+            }
+        }
+        BodyFormat::GraphQl => graphql_request(&media, body),
+        BodyFormat::JsonRpc => {
+            if !(media.is_empty() || is_json(&media)) {
+                return Keying::Bypass(ProtocolBypass::Unparsable);
+            }
+            match jsonrpc::read_request(body, &config.rpc_methods) {
+                Ok(request) => Keying::Canonical { material: request.material.clone(), check: AnswerCheck::JsonRpc(request) },
+                Err(RpcRefusal::Unparsable) => Keying::Bypass(ProtocolBypass::Unparsable),
+                Err(RpcRefusal::Notification) => Keying::Bypass(ProtocolBypass::Notification),
+                Err(RpcRefusal::Method) => Keying::Bypass(ProtocolBypass::RpcMethod),
+            }
+        }
+    }
+}
+
+/// The lower-case media type without parameters.
+fn media_type(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    text.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// `application/json` or any `+json` suffix (RFC 6839).
+fn is_json(media: &str) -> bool {
+    media == "application/json" || (media.ends_with("+json") && media.contains('/'))
+}
+
+/// GraphQL over HTTP: a JSON envelope (or a batch of them), or an
+/// `application/graphql` document.
+fn graphql_request(media: &str, body: &[u8]) -> Keying {
+    let unparsable = Keying::Bypass(ProtocolBypass::Unparsable);
+    let mut material = Vec::with_capacity(body.len());
+    if media == "application/graphql" {
+        let Ok(source) = std::str::from_utf8(body) else { return unparsable };
+        return match operation(source, None) {
+            Ok(canonical) => {
+                push_field(&mut material, b"document");
+                push_field(&mut material, canonical.as_bytes());
+                Keying::Canonical { material, check: AnswerCheck::GraphQl { batch: false } }
+            }
+            Err(bypass) => Keying::Bypass(bypass),
+        };
+    }
+    if !is_json(media) {
+        return unparsable;
+    }
+    let Ok(root) = json::parse(body) else { return unparsable };
+    let (batch, envelopes): (bool, Vec<&Node<'_>>) = match &root.value {
+        Value::Array(items) if !items.is_empty() && items.len() <= jsonrpc::MAX_BATCH => (true, items.iter().collect()),
+        Value::Object(_) => (false, vec![&root]),
+        _ => return unparsable,
+    };
+    push_field(&mut material, if batch { b"batch" } else { b"single" });
+    // A batch is cached only if every operation in it is a query; the first
+    // refusal in order is reported.
+    for envelope in envelopes {
+        if let Err(bypass) = graphql_envelope(envelope, &mut material) {
+            return Keying::Bypass(bypass);
+        }
+    }
+    Keying::Canonical { material, check: AnswerCheck::GraphQl { batch } }
+}
+
+/// Appends one `{query, operationName, variables, extensions}` envelope's key
+/// material: the canonical document, then every other member in canonical JSON
+/// (so `operationName`, `variables`, `extensions` and anything unknown count).
+fn graphql_envelope(envelope: &Node<'_>, material: &mut Vec<u8>) -> Result<(), ProtocolBypass> {
+    let Value::Object(_) = envelope.value else { return Err(ProtocolBypass::Unparsable) };
+    let member = |name| envelope.value.member(name).map_err(|_| ProtocolBypass::Unparsable);
+    let operation_name = match member("operationName")? {
+        None | Some(Node { value: Value::Null, .. }) => None,
+        Some(Node { value: Value::String(s), .. }) => Some(s.decode()),
+        Some(_) => return Err(ProtocolBypass::Unparsable),
+    };
+    match member("variables")? {
+        None | Some(Node { value: Value::Null | Value::Object(_), .. }) => {}
+        Some(_) => return Err(ProtocolBypass::Unparsable),
+    }
+    let canonical = match member("query")? {
+        Some(Node { value: Value::String(s), .. }) => operation(&s.decode(), operation_name.as_deref())?,
+        None | Some(Node { value: Value::Null, .. }) => {
+            let persisted = member("extensions")?
+                .map(|e| e.value.member("persistedQuery").ok().flatten().is_some())
+                .unwrap_or(false);
+            return Err(if persisted { ProtocolBypass::PersistedQuery } else { ProtocolBypass::Unparsable });
+        }
+        Some(_) => return Err(ProtocolBypass::Unparsable),
+    };
+    push_field(material, canonical.as_bytes());
+    let mut rest = Vec::new();
+    json::write_canonical_except(&envelope.value, "query", &mut rest).map_err(|_| ProtocolBypass::Unparsable)?;
+    push_field(material, &rest);
+    Ok(())
+}
+
+/// The canonical document if the operation it executes is a query.
+fn operation(source: &str, operation_name: Option<&str>) -> Result<String, ProtocolBypass> {
+    let document = graphql::read(source).map_err(|_| ProtocolBypass::Unparsable)?;
+    match graphql::select(&document, operation_name).map_err(|_| ProtocolBypass::Unparsable)?.kind {
+        OperationKind::Query => Ok(document.canonical),
+        OperationKind::Mutation | OperationKind::Subscription => Err(ProtocolBypass::Mutation),
+    }
+}
+
+fn push_field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Decides whether an answer may be stored; for JSON-RPC, also where its ids sit.
+pub fn check_answer(config: &ProtocolConfig, check: &AnswerCheck, body: &[u8]) -> Result<Vec<IdSlot>, AnswerRefusal> {
+    match check {
+        AnswerCheck::Nothing => Ok(Vec::new()),
+        AnswerCheck::GraphQl { batch } => {
+            let root = json::parse(body).map_err(|_| AnswerRefusal::Invalid)?;
+            let answers: Vec<&Node<'_>> = match (&root.value, batch) {
+                (Value::Array(items), true) => items.iter().collect(),
+                (Value::Object(_), false) => vec![&root],
+                _ => return Err(AnswerRefusal::Invalid),
+            };
+            for answer in answers {
+                graphql_answer(&answer.value, config.graphql_store_partial)?;
+            }
+            Ok(Vec::new())
+        }
+        AnswerCheck::JsonRpc(request) => jsonrpc::check_answer(request, body).map_err(|e| match e {
+            jsonrpc::AnswerRefusal::Error => AnswerRefusal::RpcError,
+            jsonrpc::AnswerRefusal::Mismatch => AnswerRefusal::Invalid,
+        }),
+    }
+}
+
+/// GraphQL spec §7.1: a response with a non-empty `errors` list is not stored,
+/// unless partial results may be and `data` is not null.
+fn graphql_answer(answer: &Value<'_>, store_partial: bool) -> Result<(), AnswerRefusal> {
+    let Value::Object(_) = answer else { return Err(AnswerRefusal::Invalid) };
+    let member = |name| answer.member(name).map_err(|_| AnswerRefusal::Invalid);
+    let has_errors = match member("errors")? {
+        None | Some(Node { value: Value::Null, .. }) => false,
+        Some(Node { value: Value::Array(errors), .. }) => !errors.is_empty(),
+        Some(_) => true,
+    };
+    if !has_errors {
+        return Ok(());
+    }
+    let has_data = matches!(member("data")?, Some(node) if node.value != Value::Null);
+    if store_partial && has_data {
+        Ok(())
+    } else {
+        Err(AnswerRefusal::GraphQlErrors)
+    }
+}
+
+#[cfg(test)]
+mod tests;

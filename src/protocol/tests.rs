@@ -1,0 +1,201 @@
+//! How each body format keys requests and judges answers.
+
+use super::*;
+
+fn config(format: BodyFormat) -> ProtocolConfig {
+    ProtocolConfig {
+        format,
+        rpc_methods: MethodList::parse("eth_chainId,eth_call,net_*").unwrap(),
+        graphql_store_partial: false,
+    }
+}
+
+const JSON: Option<&[u8]> = Some(b"application/json");
+
+fn material(format: BodyFormat, content_type: Option<&[u8]>, body: &str) -> Vec<u8> {
+    match key_request(&config(format), content_type, false, body.as_bytes()) {
+        Keying::Canonical { material, .. } => material,
+        other => panic!("{body}: {other:?}"),
+    }
+}
+
+fn bypass(format: BodyFormat, content_type: Option<&[u8]>, body: &str) -> ProtocolBypass {
+    match key_request(&config(format), content_type, false, body.as_bytes()) {
+        Keying::Bypass(reason) => reason,
+        other => panic!("{body}: {other:?}"),
+    }
+}
+
+#[test]
+fn raw_mode_never_parses() {
+    assert_eq!(key_request(&config(BodyFormat::Raw), JSON, false, b"{\"a\":1}"), Keying::Raw);
+}
+
+#[test]
+fn json_mode_keys_whitespace_and_order_variants_alike() {
+    let a = material(BodyFormat::Json, JSON, r#"{"q": "shoes", "page": 2}"#);
+    let b = material(BodyFormat::Json, Some(b"application/vnd.api+json; charset=utf-8"), "{\"page\":2.0,\n\"q\":\"shoes\"}");
+    assert_eq!(a, b);
+    assert_ne!(a, material(BodyFormat::Json, JSON, r#"{"q": "shoes", "page": 3}"#));
+}
+
+#[test]
+fn json_mode_falls_back_to_raw_for_other_bodies() {
+    let cfg = config(BodyFormat::Json);
+    let raw = |ct: Option<&[u8]>, no_transform: bool, body: &[u8]| key_request(&cfg, ct, no_transform, body);
+    assert_eq!(raw(Some(b"text/plain"), false, b"{}"), Keying::Raw);
+    assert_eq!(raw(None, false, b"{}"), Keying::Raw);
+    assert_eq!(raw(JSON, true, b"{}"), Keying::Raw, "no-transform");
+    assert_eq!(raw(JSON, false, b"{\"a\":"), Keying::Raw, "does not parse");
+    assert_eq!(raw(JSON, false, br#"{"a":1,"a":2}"#), Keying::Raw, "duplicate members");
+    assert_eq!(raw(JSON, false, b"[9007199254740993]"), Keying::Raw, "inexact number");
+}
+
+fn gql(query: &str) -> String {
+    format!("{{\"query\":{}}}", serde_json_string(query))
+}
+
+/// A JSON string literal (test helper; the product never writes JSON strings this way).
+fn serde_json_string(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .map(|c| match c {
+            '"' => "\\\"".to_string(),
+            '\\' => "\\\\".to_string(),
+            '\n' => "\\n".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
+
+#[test]
+fn graphql_queries_differing_in_comments_and_whitespace_share_material() {
+    let a = material(BodyFormat::GraphQl, JSON, &gql("{ user(id: 1) { name } }"));
+    let b = material(BodyFormat::GraphQl, JSON, &gql("# who\nquery {\n  user(id: 1) {\n    name,\n  }\n}"));
+    assert_ne!(a, b, "`query` and the shorthand are different documents");
+    let c = material(BodyFormat::GraphQl, JSON, &gql("{user(id:1){name}} # trailing"));
+    assert_eq!(a, c);
+}
+
+#[test]
+fn graphql_semantic_changes_change_material() {
+    let body = |q: &str, vars: &str, op: &str| format!("{{\"query\":{},\"variables\":{vars}{op}}}", serde_json_string(q));
+    let base = material(BodyFormat::GraphQl, JSON, &body("query Q($id: ID) { user(id: $id) { name } }", r#"{"id":1}"#, ""));
+    let same = material(
+        BodyFormat::GraphQl,
+        JSON,
+        &body("query Q($id: ID) {user(id: $id) {name}}", r#"{ "id" : 1 }"#, r#","operationName":null"#),
+    );
+    assert_ne!(base, same, "an explicit null operationName is another envelope member");
+    let cases = [
+        body("query Q($id: ID) { user(id: $id) { name } }", r#"{"id":2}"#, ""),
+        body("query Q($id: ID) { u: user(id: $id) { name } }", r#"{"id":1}"#, ""),
+        body("query Q($id: ID) { user(id: $id) { name } }", r#"{"id":1}"#, r#","operationName":"Q""#),
+        body("query Q($id: ID) { user(id: $id) { name } }", r#"{"id":1}"#, r#","extensions":{"x":1}"#),
+    ];
+    for c in &cases {
+        assert_ne!(material(BodyFormat::GraphQl, JSON, c), base, "{c}");
+    }
+}
+
+#[test]
+fn graphql_mutations_and_subscriptions_are_never_cached() {
+    assert_eq!(bypass(BodyFormat::GraphQl, JSON, &gql("mutation { addItem(x: 1) { id } }")), ProtocolBypass::Mutation);
+    assert_eq!(bypass(BodyFormat::GraphQl, JSON, &gql("subscription { s }")), ProtocolBypass::Mutation);
+    let doc = serde_json_string("query A { a } mutation B { b }");
+    assert_eq!(
+        bypass(BodyFormat::GraphQl, JSON, &format!("{{\"query\":{doc},\"operationName\":\"B\"}}")),
+        ProtocolBypass::Mutation
+    );
+    material(BodyFormat::GraphQl, JSON, &format!("{{\"query\":{doc},\"operationName\":\"A\"}}"));
+    assert_eq!(bypass(BodyFormat::GraphQl, JSON, &format!("{{\"query\":{doc}}}")), ProtocolBypass::Unparsable);
+    assert_eq!(
+        bypass(BodyFormat::GraphQl, Some(b"application/graphql"), "mutation { m }"),
+        ProtocolBypass::Mutation
+    );
+}
+
+#[test]
+fn graphql_batches_are_cached_only_when_every_operation_is_a_query() {
+    let q = gql("{ a }");
+    let m = gql("mutation { b }");
+    material(BodyFormat::GraphQl, JSON, &format!("[{q},{q}]"));
+    assert_eq!(bypass(BodyFormat::GraphQl, JSON, &format!("[{q},{m}]")), ProtocolBypass::Mutation);
+    assert_ne!(material(BodyFormat::GraphQl, JSON, &format!("[{q}]")), material(BodyFormat::GraphQl, JSON, &q));
+}
+
+#[test]
+fn graphql_bodies_that_cannot_be_classified_are_unparsable() {
+    for (ct, body) in [
+        (JSON, "not json"),
+        (JSON, r#"{"query": 5}"#),
+        (JSON, r#"{"query": "{ a }", "query": "mutation { b }"}"#),
+        (JSON, r#"{"query": "{ a }", "variables": [1]}"#),
+        (JSON, r#"{"query": "{ a }", "operationName": 3}"#),
+        (JSON, r#"{"query": "type T { a: Int }"}"#),
+        (JSON, r#"{"variables": {}}"#),
+        (JSON, "[]"),
+        (Some(b"multipart/form-data; boundary=x"), "--x"),
+        (None, r#"{"query": "{ a }"}"#),
+    ] {
+        assert_eq!(bypass(BodyFormat::GraphQl, ct, body), ProtocolBypass::Unparsable, "{body}");
+    }
+    let hash_only = r#"{"operationName":"Q","extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}"#;
+    assert_eq!(bypass(BodyFormat::GraphQl, JSON, hash_only), ProtocolBypass::PersistedQuery);
+}
+
+#[test]
+fn graphql_answers_with_errors_are_not_stored_unless_partial_results_may_be() {
+    let mut cfg = config(BodyFormat::GraphQl);
+    let single = AnswerCheck::GraphQl { batch: false };
+    let check = |cfg: &ProtocolConfig, c: &AnswerCheck, body: &str| check_answer(cfg, c, body.as_bytes());
+    assert_eq!(check(&cfg, &single, r#"{"data":{"a":1}}"#), Ok(vec![]));
+    assert_eq!(check(&cfg, &single, r#"{"data":{"a":1},"errors":[]}"#), Ok(vec![]));
+    let partial = r#"{"data":{"a":null},"errors":[{"message":"x"}]}"#;
+    let failed = r#"{"data":null,"errors":[{"message":"x"}]}"#;
+    assert_eq!(check(&cfg, &single, partial), Err(AnswerRefusal::GraphQlErrors));
+    assert_eq!(check(&cfg, &single, failed), Err(AnswerRefusal::GraphQlErrors));
+    assert_eq!(check(&cfg, &single, "<html>"), Err(AnswerRefusal::Invalid));
+    let batch = AnswerCheck::GraphQl { batch: true };
+    assert_eq!(check(&cfg, &batch, &format!(r#"[{{"data":{{}}}},{failed}]"#)), Err(AnswerRefusal::GraphQlErrors));
+    assert_eq!(check(&cfg, &batch, r#"{"data":{}}"#), Err(AnswerRefusal::Invalid));
+    cfg.graphql_store_partial = true;
+    assert_eq!(check(&cfg, &single, partial), Ok(vec![]));
+    assert_eq!(check(&cfg, &single, failed), Err(AnswerRefusal::GraphQlErrors));
+}
+
+#[test]
+fn jsonrpc_mode_reports_each_refusal() {
+    let rpc = BodyFormat::JsonRpc;
+    assert_eq!(bypass(rpc, JSON, r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction"}"#), ProtocolBypass::RpcMethod);
+    assert_eq!(bypass(rpc, JSON, r#"{"jsonrpc":"2.0","method":"eth_chainId"}"#), ProtocolBypass::Notification);
+    assert_eq!(bypass(rpc, JSON, r#"{"jsonrpc":"2.0","id":1}"#), ProtocolBypass::Unparsable);
+    assert_eq!(bypass(rpc, Some(b"text/plain"), r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#), ProtocolBypass::Unparsable);
+    let a = material(rpc, JSON, r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#);
+    let b = material(rpc, None, r#"{"jsonrpc":"2.0","id":"x","method":"eth_chainId"}"#);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn jsonrpc_answers_are_checked_against_their_calls() {
+    let cfg = config(BodyFormat::JsonRpc);
+    let Keying::Canonical { check, .. } = key_request(&cfg, JSON, false, br#"{"jsonrpc":"2.0","id":7,"method":"eth_chainId"}"#) else {
+        panic!()
+    };
+    assert_eq!(check_answer(&cfg, &check, br#"{"jsonrpc":"2.0","id":7,"result":"0x1"}"#).unwrap().len(), 1);
+    assert_eq!(
+        check_answer(&cfg, &check, br#"{"jsonrpc":"2.0","id":7,"error":{"code":1}}"#),
+        Err(AnswerRefusal::RpcError)
+    );
+    assert_eq!(check_answer(&cfg, &check, br#"{"jsonrpc":"2.0","id":8,"result":"0x1"}"#), Err(AnswerRefusal::Invalid));
+}
+
+#[test]
+fn format_names_parse_and_tags_differ() {
+    let all = ["raw", "json", "graphql", "jsonrpc"].map(|n| BodyFormat::parse(n).unwrap());
+    let mut tags: Vec<u8> = all.iter().map(|f| f.tag()).collect();
+    tags.dedup();
+    assert_eq!(tags.len(), 4);
+    assert_eq!(BodyFormat::parse("GraphQL"), None);
+}

@@ -1,0 +1,128 @@
+//! Going to the origin: around the cache (streamed or already read), relaying its
+//! answer, and the proxy's own answers when the origin or the client fails.
+
+use super::{origin_path, push_length, push_status, report, ClientRequest};
+use crate::body::{pump, respond_full, BodyError, BodySink, BodySource, Client};
+use crate::cache::headers;
+use crate::cache::outcome::{Fwd, Outcome};
+use crate::config::Config;
+use crate::origin::{Origin, OriginError, OriginRequest, OriginResponse, OutboundBody};
+
+/// Forwards a request around the cache, streaming both bodies; `prefix` is what
+/// was already read of the request body.
+pub async fn streaming<B: BodySource, O: Origin>(
+    config: &Config,
+    request: &mut ClientRequest<B>,
+    prefix: &[u8],
+    origin: &O,
+    client: impl Client,
+    outcome: Outcome,
+) {
+    let head = OriginRequest {
+        method: &request.method,
+        path_and_query: origin_path(config, &request.path_with_query),
+        headers: headers::for_origin(&request.headers, false),
+    };
+    let body = OutboundBody::Streamed { prefix, rest: &mut request.body };
+    match origin.send(head, body).await {
+        Ok(response) => relay(response, client, outcome, &[]).await,
+        Err(e) => origin_failed(config, client, Fwd::Bypass, e).await,
+    }
+}
+
+/// Forwards a fully read request and relays the answer without storing it.
+pub async fn buffered<B: BodySource, O: Origin>(
+    config: &Config,
+    request: &ClientRequest<B>,
+    body: &[u8],
+    origin: &O,
+    client: impl Client,
+    outcome: Outcome,
+) {
+    match send(config, request, body, origin).await {
+        Ok(response) => relay(response, client, outcome, &[]).await,
+        Err(e) => origin_failed(config, client, Fwd::Bypass, e).await,
+    }
+}
+
+/// Sends a fully read request body, with its exact `content-length`.
+pub async fn send<B: BodySource, O: Origin>(
+    config: &Config,
+    request: &ClientRequest<B>,
+    bytes: &[u8],
+    origin: &O,
+) -> Result<OriginResponse<O::Body>, OriginError> {
+    let mut headers = headers::for_origin(&request.headers, true);
+    headers.push(("content-length".into(), bytes.len().to_string().into_bytes()));
+    let head = OriginRequest {
+        method: &request.method,
+        path_and_query: origin_path(config, &request.path_with_query),
+        headers,
+    };
+    origin.send(head, OutboundBody::<B>::Buffered(bytes)).await
+}
+
+/// Streams an origin response to the client: `prefix` (already read) first,
+/// then the rest. A body that fails midway aborts the client's response.
+pub async fn relay<B: BodySource>(
+    mut response: OriginResponse<B>,
+    client: impl Client,
+    outcome: Outcome,
+    prefix: &[u8],
+) {
+    let mut head = headers::for_client(&response.headers, &[]);
+    push_status(&mut head, outcome);
+    let result = async {
+        let mut sink = client.respond(response.status, head)?;
+        if !prefix.is_empty() {
+            sink.write(prefix).await?;
+        }
+        pump(&mut response.body, &mut sink).await?;
+        sink.finish()
+    };
+    report(result.await);
+}
+
+pub async fn origin_failed(config: &Config, client: impl Client, fwd: Fwd, error: OriginError) {
+    let (status, detail, msg) = match &error {
+        OriginError::Timeout(what) => (
+            504,
+            "origin-timeout",
+            format!("post-cache: the origin did not answer within {} s ({what})\n", config.origin_timeout),
+        ),
+        OriginError::Unreachable(what) => (
+            502,
+            "origin-unreachable",
+            format!("post-cache: the origin could not be reached ({what})\n"),
+        ),
+        OriginError::Denied => (
+            502,
+            "origin-denied",
+            "post-cache: the host denied the request to the origin; is it in allowed_outbound_hosts?\n".to_string(),
+        ),
+        OriginError::RequestBody(e) => {
+            return bad_request_body(client, e.clone()).await;
+        }
+    };
+    eprintln!("post-cache: origin error: {error:?}");
+    plain(client, status, Outcome::OriginFailed { fwd, detail }, &msg).await
+}
+
+pub async fn bad_request_body(client: impl Client, error: BodyError) {
+    eprintln!("post-cache: request body failed: {error}");
+    let msg = format!("post-cache: the request body could not be read: {error}\n");
+    let mut head = vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())];
+    push_length(&mut head, 400, msg.len());
+    report(respond_full(client, 400, head, msg.as_bytes()).await);
+}
+
+/// A short plain-text answer of the proxy's own.
+pub async fn plain(client: impl Client, status: u16, outcome: Outcome, msg: &str) {
+    let mut head = vec![
+        ("content-type".into(), b"text/plain; charset=utf-8".to_vec()),
+        ("cache-control".into(), b"no-store".to_vec()),
+    ];
+    push_length(&mut head, status, msg.len());
+    push_status(&mut head, outcome);
+    report(respond_full(client, status, head, msg.as_bytes()).await);
+}

@@ -1,0 +1,209 @@
+//! End to end: `body_format` graphql, jsonrpc and json through the host, in front
+//! of a test origin that speaks GraphQL under `/graphql` and JSON-RPC under `/rpc`.
+
+use super::{setup_with, JSON};
+use serde_json::Value;
+use spin_test_host::client::Reply;
+use spin_test_host::Route;
+
+fn json(r: &Reply) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&r.body)))
+}
+
+const RPC_VARS: [(&str, &str); 2] = [("body_format", "jsonrpc"), ("rpc_methods", "eth_chainId,eth_getBlockByHash,net_*")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graphql_mutation_sent_twice_reaches_the_origin_twice() {
+    let mut s = setup_with(&[("body_format", "graphql")], |_| {}).await;
+    let body = br#"{"query":"mutation AddItem { addItem(name: \"x\") { id } }","operationName":"AddItem"}"#;
+    for _ in 0..2 {
+        let r = s.client.post("/graphql", &[JSON], body).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.cache_status(), "post-cache; fwd=bypass; detail=mutation");
+    }
+    assert_eq!(s.origin.count("POST", "/graphql", body), 2);
+    assert!(s.host.kv.keys("default").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_queries_differing_in_whitespace_and_comments_reach_the_origin_once() {
+    let mut s = setup_with(&[("body_format", "graphql")], |_| {}).await;
+    let variants: [&[u8]; 3] = [
+        br#"{"query":"query Me($id: ID!) { user(id: $id) { id, name } }","variables":{"id":"7"}}"#,
+        br##"{"variables": {"id": "7"}, "query": "# the current user\nquery Me($id: ID!) {\n  user(id: $id) {\n    id\n    name\n  }\n}\n"}"##,
+        br#"{"query":"query Me($id:ID!){user(id:$id){id name}}","variables":{"id":"\u0037"}}"#,
+    ];
+    let first = s.client.post("/graphql", &[JSON], variants[0]).await;
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    for v in &variants[1..] {
+        let r = s.client.post("/graphql", &[JSON], v).await;
+        assert_eq!(r.cache_status(), "post-cache; hit; ttl=60", "{}", String::from_utf8_lossy(v));
+        assert_eq!(r.body, first.body);
+    }
+    assert_eq!(s.origin.count_path("POST", "/graphql"), 1);
+    // The origin received the client's bytes, not a canonical form.
+    assert_eq!(json(&first)["data"]["answer"]["doc"], "query Me($id: ID!) { user(id: $id) { id, name } }");
+    // A semantic change is another entry.
+    let other = s.client.post("/graphql", &[JSON], br#"{"query":"query Me($id: ID!) { user(id: $id) { id } }","variables":{"id":"7"}}"#).await;
+    assert_eq!(other.cache_status(), "post-cache; fwd=uri-miss; stored");
+    let other_var = s.client.post("/graphql", &[JSON], br#"{"query":"query Me($id: ID!) { user(id: $id) { id, name } }","variables":{"id":"8"}}"#).await;
+    assert_eq!(other_var.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(s.origin.count_path("POST", "/graphql"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_answers_with_errors_are_never_replayed() {
+    let mut s = setup_with(&[("body_format", "graphql")], |_| {}).await;
+    let failing = br#"{"query":"{ failing { id } }"}"#;
+    for _ in 0..2 {
+        let r = s.client.post("/graphql", &[JSON], failing).await;
+        assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=graphql-errors");
+        assert_eq!(json(&r)["errors"][0]["message"], "the resolver failed");
+    }
+    assert_eq!(s.origin.count("POST", "/graphql", failing), 2);
+    // Partial results are not stored by default, and are with graphql_store_partial.
+    let partial = br#"{"query":"{ partial { id } }"}"#;
+    let r = s.client.post("/graphql", &[JSON], partial).await;
+    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=graphql-errors");
+    assert!(s.host.kv.keys("default").is_empty());
+    let mut p = setup_with(&[("body_format", "graphql"), ("graphql_store_partial", "true")], |_| {}).await;
+    assert_eq!(p.client.post("/graphql", &[JSON], partial).await.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(p.client.post("/graphql", &[JSON], partial).await.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!(p.client.post("/graphql", &[JSON], failing).await.cache_status(), "post-cache; fwd=uri-miss; detail=graphql-errors");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unparsable_graphql_is_forwarded_and_never_stored() {
+    let mut s = setup_with(&[("body_format", "graphql")], |_| {}).await;
+    let nested = format!("{{\"query\":\"{}{}\"}}", "{a".repeat(100_000), "}".repeat(100_000));
+    let deep_json = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+    let bodies: [&[u8]; 4] = [b"{\"query\": \"{ a \"}", br#"{"query":"query A { a } query B { b }"}"#, nested.as_bytes(), deep_json.as_bytes()];
+    for body in bodies {
+        for _ in 0..2 {
+            let r = s.client.post("/graphql", &[JSON], body).await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.cache_status(), "post-cache; fwd=bypass; detail=unparsable");
+        }
+        assert_eq!(s.origin.count("POST", "/graphql", body), 2);
+    }
+    assert!(s.host.kv.keys("default").is_empty());
+    assert_eq!(s.host.stats.failures.load(std::sync::atomic::Ordering::Relaxed), 0, "no trap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonrpc_calls_with_ids_1_and_2_reach_the_origin_once_and_each_gets_its_id() {
+    let mut s = setup_with(&RPC_VARS, |_| {}).await;
+    let one = s.client.post("/rpc", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
+    let two = s.client.post("/rpc", &[JSON], br#"{"jsonrpc":"2.0","method":"eth_chainId","id":2}"#).await;
+    let text = s.client.post("/rpc", &[JSON], br#"{"jsonrpc":"2.0","method":"eth_chainId","id":"abc-\u00e9"}"#).await;
+    assert_eq!(one.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(two.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!(text.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!(s.origin.count_path("POST", "/rpc"), 1);
+    assert_eq!(json(&one)["id"], 1);
+    assert_eq!(json(&two)["id"], 2);
+    assert_eq!(json(&text)["id"], "abc-é");
+    assert_eq!(json(&two)["result"], json(&one)["result"]);
+    // The id is replaced in place: the rest of the stored body is byte-for-byte.
+    assert_eq!(String::from_utf8_lossy(&two.body), String::from_utf8_lossy(&one.body).replacen("\"id\":1", "\"id\":2", 1));
+    assert_eq!(two.header("content-length").unwrap(), two.body.len().to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jsonrpc_batch_gets_each_id_back_in_the_origins_order() {
+    let mut s = setup_with(&RPC_VARS, |_| {}).await;
+    let batch = |a: &str, b: &str| {
+        format!(
+            r#"[{{"jsonrpc":"2.0","id":{a},"method":"eth_getBlockByHash","params":["0xabc",false]}},{{"jsonrpc":"2.0","id":{b},"method":"net_version"}}]"#
+        )
+    };
+    let first = s.client.post("/rpc", &[JSON], batch("10", "11").as_bytes()).await;
+    let second = s.client.post("/rpc", &[JSON], batch("\"x\"", "null").as_bytes()).await;
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(second.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!(s.origin.count_path("POST", "/rpc"), 1);
+    // The origin answers batches in reverse order; each id stays with its call.
+    let (a, b) = (json(&first), json(&second));
+    assert_eq!((a[0]["id"].clone(), a[1]["id"].clone()), (Value::from(11), Value::from(10)));
+    assert_eq!((b[0]["id"].clone(), b[1]["id"].clone()), (Value::Null, Value::from("x")));
+    assert_eq!(b[0]["result"]["method"], "net_version");
+    assert_eq!(b[1]["result"]["method"], "eth_getBlockByHash");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlisted_methods_notifications_and_errors_always_reach_the_origin() {
+    let mut s = setup_with(&RPC_VARS, |_| {}).await;
+    let cases: [(&[u8], &str); 3] = [
+        (br#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0x1"]}"#, "post-cache; fwd=bypass; detail=rpc-method"),
+        (br#"{"jsonrpc":"2.0","method":"eth_chainId"}"#, "post-cache; fwd=bypass; detail=notification"),
+        (br#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":2,"method":"eth_call"}]"#, "post-cache; fwd=bypass; detail=rpc-method"),
+    ];
+    for (body, status) in &cases {
+        for _ in 0..2 {
+            assert_eq!(s.client.post("/rpc", &[JSON], body).await.cache_status(), *status);
+        }
+        assert_eq!(s.origin.count("POST", "/rpc", body), 2);
+    }
+    assert!(s.host.kv.keys("default").is_empty());
+    let mut e = setup_with(&[("body_format", "jsonrpc"), ("rpc_methods", "fail_*")], |_| {}).await;
+    let failing_call = br#"{"jsonrpc":"2.0","id":1,"method":"fail_now"}"#;
+    for _ in 0..2 {
+        let r = e.client.post("/rpc", &[JSON], failing_call).await;
+        assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=rpc-error");
+        assert!(json(&r)["error"].is_object());
+    }
+    assert_eq!(e.origin.count("POST", "/rpc", failing_call), 2);
+    assert!(e.host.kv.keys("default").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonrpc_without_rpc_methods_answers_500_naming_the_variable() {
+    let mut s = setup_with(&[("body_format", "jsonrpc")], |_| {}).await;
+    let r = s.client.post("/rpc", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
+    assert_eq!(r.status, 500);
+    assert!(String::from_utf8_lossy(&r.body).contains("rpc_methods"), "{:?}", r.body);
+    assert_eq!(s.origin.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_mode_merges_member_order_and_whitespace_and_keeps_raw_apart() {
+    let mut s = setup_with(&[("body_format", "json")], |_| {}).await;
+    let a = s.client.post("/search?cc=max-age%3D60", &[JSON], br#"{"q":"shoes","filters":{"size":42,"color":"red"}}"#).await;
+    let b = s.client.post("/search?cc=max-age%3D60", &[JSON], b"{ \"filters\": { \"color\": \"red\", \"size\": 42.0 },\n  \"q\": \"shoes\" }").await;
+    assert_eq!(a.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(b.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!(b.body, a.body);
+    // Not JSON by media type, or no-transform: raw keys, separate entries.
+    let text = s.client.post("/search?cc=max-age%3D60", &[("content-type", "text/plain")], br#"{"q":"shoes","filters":{"size":42,"color":"red"}}"#).await;
+    assert_eq!(text.cache_status(), "post-cache; fwd=uri-miss; stored");
+    let nt = s.client.post("/search?cc=max-age%3D60", &[JSON, ("cache-control", "no-transform")], b"{ \"q\": \"shoes\", \"filters\": {\"size\":42,\"color\":\"red\"} }").await;
+    assert_eq!(nt.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(s.origin.count_path("POST", "/search"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_app_routes_graphql_jsonrpc_and_raw_to_one_wasm_with_different_variables() {
+    let routes = vec![
+        Route::new("/graphql", &[("body_format", "graphql")]),
+        Route::new("/rpc/...", &RPC_VARS),
+        Route::new("/...", &[]),
+    ];
+    let mut s = setup_with(&[], |c| c.routes = routes).await;
+    let mutation = br#"{"query":"mutation { m }"}"#;
+    assert_eq!(s.client.post("/graphql", &[JSON], mutation).await.cache_status(), "post-cache; fwd=bypass; detail=mutation");
+    let q1 = s.client.post("/graphql", &[JSON], br#"{"query":"{ a }"}"#).await;
+    let q2 = s.client.post("/graphql", &[JSON], br#"{"query":"{a}"}"#).await;
+    assert_eq!((q1.cache_status().as_str(), q2.cache_status().as_str()), ("post-cache; fwd=uri-miss; stored", "post-cache; hit; ttl=60"));
+    let r1 = s.client.post("/rpc/mainnet", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
+    let r2 = s.client.post("/rpc/mainnet", &[JSON], br#"{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}"#).await;
+    assert_eq!(r2.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!((json(&r1)["id"].clone(), json(&r2)["id"].clone()), (Value::from(1), Value::from(2)));
+    // Elsewhere the raw default: the mutation-looking body is cached by its bytes,
+    // and an /rpc body is keyed with its id, so ids 1 and 2 are two entries.
+    let raw1 = s.client.post("/other?cc=max-age%3D60", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
+    let raw2 = s.client.post("/other?cc=max-age%3D60", &[JSON], br#"{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}"#).await;
+    assert_eq!((raw1.cache_status().as_str(), raw2.cache_status().as_str()), ("post-cache; fwd=uri-miss; stored", "post-cache; fwd=uri-miss; stored"));
+    assert_eq!(s.origin.count_path("POST", "/graphql"), 2);
+    assert_eq!(s.origin.count_path("POST", "/rpc/mainnet"), 1);
+    assert_eq!(s.origin.count_path("POST", "/other"), 2);
+}
