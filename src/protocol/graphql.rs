@@ -68,17 +68,7 @@ struct Token<'a> {
 
 /// Reads a document.
 pub fn read(source: &str) -> Result<Document<'_>, GraphQlError> {
-    let tokens = lex(source)?;
-    let mut canonical = String::with_capacity(source.len());
-    let mut previous: Option<Kind> = None;
-    for t in &tokens {
-        let word = matches!(t.kind, Kind::Name | Kind::Number);
-        if word && matches!(previous, Some(Kind::Name | Kind::Number)) {
-            canonical.push(' ');
-        }
-        canonical.push_str(t.text);
-        previous = Some(t.kind);
-    }
+    let (tokens, canonical) = lex(source)?;
     let mut operations = Vec::new();
     let mut fragments = 0;
     let mut i = 0;
@@ -174,10 +164,16 @@ fn skip_balanced(tokens: &[Token<'_>], open: usize) -> Result<usize, GraphQlErro
     Err(GraphQlError::Syntax(tokens.last().map_or(0, |t| t.at + t.text.len())))
 }
 
-/// §2.1: the token stream, ignored tokens dropped.
-fn lex(source: &str) -> Result<Vec<Token<'_>>, GraphQlError> {
+/// §2.1: the token stream without ignored tokens, written out as the canonical
+/// form (one space only between two names or numbers). Only the tokens the outline
+/// needs are returned: those outside any bracket, and every bracket.
+fn lex(source: &str) -> Result<(Vec<Token<'_>>, String), GraphQlError> {
     let bytes = source.as_bytes();
-    let mut tokens = Vec::new();
+    // Outline tokens are a fraction of all tokens; a guess that saves regrowth.
+    let mut tokens = Vec::with_capacity(source.len() / 16);
+    let mut canonical = String::with_capacity(source.len());
+    let mut previous_word = false;
+    let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         let start = i;
@@ -225,9 +221,32 @@ fn lex(source: &str) -> Result<Vec<Token<'_>>, GraphQlError> {
             }
             _ => return Err(GraphQlError::Lexical(i)),
         };
-        tokens.push(Token { kind, text: &source[start..i], at: start });
+        let text = &source[start..i];
+        let word = matches!(kind, Kind::Name | Kind::Number);
+        if word && previous_word {
+            canonical.push(' ');
+        }
+        canonical.push_str(text);
+        previous_word = word;
+        let bracket = match (kind, bytes[start]) {
+            (Kind::Punct, b'{' | b'(' | b'[') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(GraphQlError::TooDeep);
+                }
+                true
+            }
+            (Kind::Punct, b'}' | b')' | b']') => {
+                depth = depth.saturating_sub(1);
+                true
+            }
+            _ => false,
+        };
+        if bracket || depth == 0 {
+            tokens.push(Token { kind, text, at: start });
+        }
     }
-    Ok(tokens)
+    Ok((tokens, canonical))
 }
 
 fn is_name_continue(b: u8) -> bool {
@@ -282,7 +301,9 @@ fn number(bytes: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// §2.9.4 StringValue `"…"`: no line terminators; escapes `\u` + 4 hex digits,
-/// `\u{…}` (the 2021 draft's braced form) or one of `"\/bfnrt`.
+/// `\u{…}` (the 2021 draft's braced form) or one of `"\/bfnrt`. Any other
+/// character is allowed: since the October 2021 edition a SourceCharacter is any
+/// Unicode scalar value, control characters included.
 fn string(bytes: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
@@ -309,8 +330,6 @@ fn string(bytes: &[u8], mut i: usize) -> Option<usize> {
                     _ => return None,
                 }
             }
-            // Other control characters are not SourceCharacters inside strings.
-            0x00..=0x08 | 0x0b | 0x0c | 0x0e..=0x1f => return None,
             _ => i += 1,
         }
     }
@@ -447,6 +466,9 @@ mod tests {
         assert!(read("{ a(s: \"unterminated) }").is_err());
         assert!(read("{ a(s: \"line\nbreak\") }").is_err());
         assert!(read("{ a(s: \"\\q\") }").is_err());
+        // Found by the graphql_ops fuzz target: control characters are
+        // SourceCharacters (October 2021), so strings may hold them.
+        assert_eq!(ops("subscription S { event(filter: \"\0\0\x013\") { id } }"), [(Subscription, Some("S"))]);
         assert!(read("{ a(s: \"\"\"open) }").is_err());
     }
 

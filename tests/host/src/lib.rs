@@ -8,6 +8,7 @@ pub mod build;
 pub mod client;
 pub mod kv;
 pub mod listen;
+pub mod manifest;
 pub mod origin;
 pub mod outbound;
 pub mod server;

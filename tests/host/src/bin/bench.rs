@@ -1,11 +1,12 @@
 //! Benchmarks: what a post-cache hit, miss and pass-through cost beside two
 //! floors and the origin itself, measured in one run on this machine.
-//! `cargo run -p spin-test-host --bin bench` (add `-- --quick` for a short run).
+//! `cargo run -p spin-test-host --bin bench` (add `-- --quick` for a short run,
+//! `-- --protocols` for the protocol section alone).
 
 use sha2::{Digest, Sha256};
 use spin_test_host::client::{Client, Framing};
 use spin_test_host::origin::TestOrigin;
-use spin_test_host::{build, engine, load, start, HostConfig, RunningHost};
+use spin_test_host::{build, engine, load, start, HostConfig, Route, RunningHost};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,6 +39,22 @@ async fn load_run(
     limit: Duration,
     host: Option<&RunningHost>,
 ) -> Figures {
+    load_run_with(addr, method, path, &[], body, unique_bodies, count, limit, host).await
+}
+
+/// [`load_run`] with request headers.
+#[allow(clippy::too_many_arguments)]
+async fn load_run_with(
+    addr: SocketAddr,
+    method: &'static str,
+    path: String,
+    headers: &'static [(&'static str, &'static str)],
+    body: Arc<Vec<u8>>,
+    unique_bodies: bool,
+    count: usize,
+    limit: Duration,
+    host: Option<&RunningHost>,
+) -> Figures {
     if let Some(h) = host {
         h.stats.peak_memory.store(0, Ordering::SeqCst);
     }
@@ -63,7 +80,7 @@ async fn load_run(
                     own[..n].copy_from_slice(&tag[..n]);
                 }
                 let t = Instant::now();
-                let r = client.send(method, &path, &[], &own, Framing::Sized).await.expect("request");
+                let r = client.send(method, &path, headers, &own, Framing::Sized).await.expect("request");
                 assert!(r.status == 200, "{method} {path}: {} {}", r.status, r.cache_status());
                 latencies.push(t.elapsed());
             }
@@ -121,6 +138,83 @@ fn mib(n: usize) -> String {
     if n == 0 { "-".into() } else { format!("{:.1}", n as f64 / MIB as f64) }
 }
 
+/// A GraphQL request of about `len` bytes: half document (aliased fields), half
+/// variables.
+fn graphql_body(len: usize) -> Vec<u8> {
+    let mut doc = String::from("query Q($v: [String!]) { ");
+    let mut i = 0;
+    while doc.len() < len / 2 {
+        doc.push_str(&format!("f{i}: item(id: {i}, filter: $v) {{ id name }} "));
+        i += 1;
+    }
+    doc.push('}');
+    let words: Vec<String> = (0..len / 24).map(|i| format!("\"word-{i}\"")).collect();
+    format!("{{\"query\":\"{doc}\",\"operationName\":\"Q\",\"variables\":{{\"v\":[{}]}}}}", words.join(",")).into_bytes()
+}
+
+/// A JSON-RPC `eth_call` of about `len` bytes.
+fn jsonrpc_body(len: usize) -> Vec<u8> {
+    let data: String = (0..len.saturating_sub(120)).map(|i| b"0123456789abcdef"[i % 16] as char).collect();
+    format!(r#"{{"jsonrpc":"2.0","id":7,"method":"eth_call","params":[{{"to":"0x00000000000000000000000000000000deadbeef","data":"0x{data}"}},"latest"]}}"#).into_bytes()
+}
+
+/// Hits in `graphql` and `jsonrpc` mode against `raw` hits on the same bodies and
+/// answers: one host, the same wasm at four routes.
+async fn protocol_hits(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+    origin: &TestOrigin,
+    scale: f64,
+    limit: Duration,
+) -> wasmtime::Result<()> {
+    let mut config = HostConfig::default();
+    config.variables.insert("origin".into(), origin.base_url());
+    config.variables.insert("default_ttl".into(), "86400".into());
+    config.allowed_outbound_hosts.push(origin.base_url());
+    // The test origin answers GraphQL under /graphql… and JSON-RPC under /rpc…,
+    // so each raw route replays the same answer as its protocol route.
+    config.routes = vec![
+        Route::new("/graphql-raw/...", &[]),
+        Route::new("/graphql/...", &[("body_format", "graphql")]),
+        Route::new("/rpc-raw/...", &[]),
+        Route::new("/rpc/...", &[("body_format", "jsonrpc"), ("rpc_methods", "eth_call")]),
+    ];
+    let host = start(engine, component, config).await?;
+    const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+    println!();
+    println!("Protocol hits vs raw hits on the same body and answer ({CONCURRENCY} connections, median of {ROUNDS} rounds):");
+    println!();
+    println!("| mode | body | raw req/s | mode req/s | mode/raw | raw p50 ms | mode p50 ms | parsing adds (p50) ms |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for (mode, raw_path, mode_path, make) in [
+        ("graphql", "/graphql-raw/q", "/graphql/q", graphql_body as fn(usize) -> Vec<u8>),
+        ("jsonrpc", "/rpc-raw/q", "/rpc/q", jsonrpc_body as fn(usize) -> Vec<u8>),
+    ] {
+        for body_len in [KIB, 64 * KIB] {
+            let body = Arc::new(make(body_len));
+            let count = ((if body_len == KIB { 3000.0 } else { 1500.0 }) * scale) as usize;
+            let mut c = Client::new(host.addr);
+            for path in [raw_path, mode_path] {
+                let warm = c.send("POST", path, JSON, &body, Framing::Sized).await?;
+                assert!(warm.cache_status().contains("stored"), "{path}: {}", warm.cache_status());
+                let hit = c.send("POST", path, JSON, &body, Framing::Sized).await?;
+                assert!(hit.cache_status().contains("hit"), "{path}: {}", hit.cache_status());
+            }
+            let mut rounds: [Vec<Figures>; 2] = Default::default();
+            for _ in 0..ROUNDS {
+                rounds[0].push(load_run_with(host.addr, "POST", raw_path.into(), JSON, body.clone(), false, count, limit, Some(&host)).await);
+                rounds[1].push(load_run_with(host.addr, "POST", mode_path.into(), JSON, body.clone(), false, count, limit, Some(&host)).await);
+            }
+            let [raw, parsed] = rounds.map(median);
+            println!(
+                "| {mode} | {} ({} B) | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:+.2} |",
+                size(body_len), body.len(), raw.rps, parsed.rps, parsed.rps / raw.rps, raw.p50_ms, parsed.p50_ms, parsed.p50_ms - raw.p50_ms
+            );
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> wasmtime::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -133,6 +227,9 @@ async fn main() -> wasmtime::Result<()> {
     let trivial = load(&engine, &build::component("bench-trivial")?)?;
     let hash_get = load(&engine, &build::component("bench-hash-get")?)?;
     let origin = TestOrigin::start().await?;
+    if std::env::args().any(|a| a == "--protocols") {
+        return protocol_hits(&engine, &post_cache, &origin, scale, limit).await;
+    }
 
     let pc_config = || {
         let mut c = HostConfig::default();
@@ -231,7 +328,7 @@ async fn main() -> wasmtime::Result<()> {
     let small = hit_p50(scaled.addr, &bodies, rounds).await;
     let filler = vec![0x11u8; 4 * KIB];
     for i in 0..99_900u64 {
-        let key = format!("post-cache:v1:{:064x}", i);
+        let key = format!("post-cache:v2:{i:032x}:{i:016x}:{i:064x}");
         scaled.kv.insert("default", &key, filler.clone());
     }
     let large = hit_p50(scaled.addr, &bodies, rounds).await;
@@ -241,6 +338,8 @@ async fn main() -> wasmtime::Result<()> {
         scaled.kv.keys("default").len(),
         large / small
     );
+
+    protocol_hits(&engine, &post_cache, &origin, scale, limit).await?;
 
     println!();
     println!("peak guest memory per request (hit or miss) vs 2 x (body + response) + 1 MiB:");

@@ -207,3 +207,34 @@ async fn one_app_routes_graphql_jsonrpc_and_raw_to_one_wasm_with_different_varia
     assert_eq!(s.origin.count_path("POST", "/rpc/mainnet"), 1);
     assert_eq!(s.origin.count_path("POST", "/other"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routes_example_shipped_in_spin_toml_works_as_written() {
+    // The example is commented out in spin.toml; uncomment it as a user would.
+    let manifest = std::fs::read_to_string(spin_test_host::build::workspace_root().join("spin.toml")).unwrap();
+    let (head, example) = manifest.split_once("# One app, three caches").expect("the example is in spin.toml");
+    let uncommented: String = example
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.strip_prefix("# ").or_else(|| l.strip_prefix('#')))
+        .filter(|l| l.starts_with('[') || l.contains(" = "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let manifest = format!("{head}\n{uncommented}");
+    let mut s = setup_with(&[], |c| {
+        let overrides = std::collections::HashMap::from([("origin".to_string(), c.variables["origin"].clone())]);
+        c.routes = spin_test_host::manifest::routes(&manifest, &overrides).unwrap();
+        let patterns: Vec<&str> = c.routes.iter().map(|r| r.pattern.as_str()).collect();
+        assert_eq!(patterns, ["/...", "/graphql", "/rpc/..."]);
+    })
+    .await;
+    let m = s.client.post("/graphql", &[JSON], br#"{"query":"mutation { m }"}"#).await;
+    assert_eq!(m.cache_status(), "post-cache; fwd=bypass; detail=mutation");
+    let a = s.client.post("/rpc/eth", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
+    let b = s.client.post("/rpc/eth", &[JSON], br#"{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}"#).await;
+    assert_eq!((a.cache_status().as_str(), b.cache_status().as_str()), ("post-cache; fwd=uri-miss; stored", "post-cache; hit; ttl=60"));
+    assert_eq!(json(&b)["id"], 2);
+    let raw = s.client.post("/search", &[JSON], b"{}").await;
+    assert_eq!(raw.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(s.client.post("/search", &[JSON], b"{ }").await.cache_status(), "post-cache; fwd=uri-miss; stored", "raw keys");
+}
