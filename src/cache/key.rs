@@ -54,6 +54,11 @@ impl CacheKey {
     }
 }
 
+/// Where the marker that a persisted query's hash and operation run a query is kept.
+pub fn persisted_marker_key(marker: &Digest32) -> String {
+    format!("{KEY_PREFIX}apq:{}", hex(marker))
+}
+
 /// The key prefix shared by every entry of `host` and `path`, whatever the
 /// method, query, headers or body.
 pub fn uri_prefix(host: &str, path: &str) -> String {

@@ -116,6 +116,9 @@ pub enum NotStoredReason {
     TooLarge,
     /// The KV write failed.
     StoreError,
+    /// A persisted query sent as a hash alone, whose document post-cache has not
+    /// seen run as a query.
+    PersistedQuery,
     /// The body format's check of the answer refused it (GraphQL `errors`, a
     /// JSON-RPC `error`, an answer not in the protocol's shape).
     Answer(AnswerRefusal),
@@ -135,6 +138,7 @@ impl NotStoredReason {
             NotStoredReason::Stale => "stale",
             NotStoredReason::TooLarge => "too-large",
             NotStoredReason::StoreError => "store-error",
+            NotStoredReason::PersistedQuery => "persisted-query",
             NotStoredReason::Answer(AnswerRefusal::GraphQlErrors) => "graphql-errors",
             NotStoredReason::Answer(AnswerRefusal::RpcError) => "rpc-error",
             NotStoredReason::Answer(AnswerRefusal::Invalid) => "invalid-answer",

@@ -68,7 +68,17 @@ struct Token<'a> {
 
 /// Reads a document.
 pub fn read(source: &str) -> Result<Document<'_>, GraphQlError> {
-    let (tokens, canonical) = lex(source)?;
+    let mut canonical = Vec::with_capacity(source.len());
+    let (operations, fragments) = read_into(source, &mut canonical)?;
+    let canonical = String::from_utf8(canonical).expect("tokens are slices of the source");
+    Ok(Document { operations, fragments, canonical })
+}
+
+/// Reads a document, appending its canonical form to `canonical` (straight into
+/// the key material, without a buffer of its own), and returns its operations
+/// and fragment count.
+pub fn read_into<'a>(source: &'a str, canonical: &mut Vec<u8>) -> Result<(Vec<Operation<'a>>, usize), GraphQlError> {
+    let tokens = lex(source, canonical)?;
     let mut operations = Vec::new();
     let mut fragments = 0;
     let mut i = 0;
@@ -127,7 +137,7 @@ pub fn read(source: &str) -> Result<Document<'_>, GraphQlError> {
         }
         i = skip_balanced(&tokens, i)?;
     }
-    Ok(Document { operations, fragments, canonical })
+    Ok((operations, fragments))
 }
 
 /// Past the bracket opened at `tokens[open]` and everything it encloses.
@@ -167,11 +177,10 @@ fn skip_balanced(tokens: &[Token<'_>], open: usize) -> Result<usize, GraphQlErro
 /// §2.1: the token stream without ignored tokens, written out as the canonical
 /// form (one space only between two names or numbers). Only the tokens the outline
 /// needs are returned: those outside any bracket, and every bracket.
-fn lex(source: &str) -> Result<(Vec<Token<'_>>, String), GraphQlError> {
+fn lex<'a>(source: &'a str, canonical: &mut Vec<u8>) -> Result<Vec<Token<'a>>, GraphQlError> {
     let bytes = source.as_bytes();
     // Outline tokens are a fraction of all tokens; a guess that saves regrowth.
     let mut tokens = Vec::with_capacity(source.len() / 16);
-    let mut canonical = String::with_capacity(source.len());
     let mut previous_word = false;
     let mut depth = 0usize;
     let mut i = 0;
@@ -224,9 +233,9 @@ fn lex(source: &str) -> Result<(Vec<Token<'_>>, String), GraphQlError> {
         let text = &source[start..i];
         let word = matches!(kind, Kind::Name | Kind::Number);
         if word && previous_word {
-            canonical.push(' ');
+            canonical.push(b' ');
         }
-        canonical.push_str(text);
+        canonical.extend_from_slice(text.as_bytes());
         previous_word = word;
         let bracket = match (kind, bytes[start]) {
             (Kind::Punct, b'{' | b'(' | b'[') => {
@@ -246,7 +255,7 @@ fn lex(source: &str) -> Result<(Vec<Token<'_>>, String), GraphQlError> {
             tokens.push(Token { kind, text, at: start });
         }
     }
-    Ok((tokens, canonical))
+    Ok(tokens)
 }
 
 fn is_name_continue(b: u8) -> bool {

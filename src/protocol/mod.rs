@@ -9,7 +9,9 @@ pub mod graphql;
 pub mod json;
 pub mod jsonrpc;
 
+use crate::cache::digest::{hex, Digest32, FieldHasher};
 use graphql::OperationKind;
+use sha2::{Digest, Sha256};
 use json::{Node, Value};
 use jsonrpc::{IdSlot, MethodList, RpcRefusal, RpcRequest};
 
@@ -84,8 +86,8 @@ pub enum ProtocolBypass {
     /// The body could not be read as the format requires, or the operation to
     /// execute could not be determined.
     Unparsable,
-    /// A GraphQL persisted query sent as a hash alone: no document tells whether it
-    /// is a query or a mutation.
+    /// A GraphQL batch holding a persisted query sent as a hash alone: no document
+    /// tells whether it is a query or a mutation.
     PersistedQuery,
     /// A JSON-RPC method not in `rpc_methods`.
     RpcMethod,
@@ -110,9 +112,22 @@ impl ProtocolBypass {
 pub enum AnswerCheck {
     Nothing,
     /// No top-level `errors` (per element of a batch).
-    GraphQl { batch: bool },
+    GraphQl { batch: bool, persisted: Option<Persisted> },
     /// Answers exactly these calls, none with `error`; replays get the caller's ids.
     JsonRpc(RpcRequest),
+}
+
+/// An Apollo persisted query (`extensions.persistedQuery.sha256Hash`): keyed on
+/// the hash, so the request with its document and the later ones with the hash
+/// alone share an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persisted {
+    /// Names the hash and operation; a marker under it records that they run a query.
+    pub marker: Digest32,
+    /// The request carried the document, it matches the hash, and it runs a query:
+    /// store the answer and the marker. Otherwise (the hash alone) the answer may be
+    /// stored only if the marker is there.
+    pub proven_query: bool,
 }
 
 /// Why an answer is not stored (`detail=`).
@@ -177,12 +192,9 @@ fn graphql_request(media: &str, body: &[u8]) -> Keying {
     let mut material = Vec::with_capacity(body.len());
     if media == "application/graphql" {
         let Ok(source) = std::str::from_utf8(body) else { return unparsable };
-        return match operation(source, None) {
-            Ok(canonical) => {
-                push_field(&mut material, b"document");
-                push_field(&mut material, canonical.as_bytes());
-                Keying::Canonical { material, check: AnswerCheck::GraphQl { batch: false } }
-            }
+        push_field(&mut material, b"document");
+        return match field_in_place(&mut material, |m| query_into(source, None, m)) {
+            Ok(()) => Keying::Canonical { material, check: AnswerCheck::GraphQl { batch: false, persisted: None } },
             Err(bypass) => Keying::Bypass(bypass),
         };
     }
@@ -198,18 +210,24 @@ fn graphql_request(media: &str, body: &[u8]) -> Keying {
     push_field(&mut material, if batch { b"batch" } else { b"single" });
     // A batch is cached only if every operation in it is a query; the first
     // refusal in order is reported.
+    let mut persisted = None;
     for envelope in envelopes {
-        if let Err(bypass) = graphql_envelope(envelope, &mut material) {
-            return Keying::Bypass(bypass);
+        match graphql_envelope(envelope, &mut material) {
+            Err(bypass) => return Keying::Bypass(bypass),
+            // A batch has no single marker to consult for a hash sent alone.
+            Ok(Some(p)) if batch && !p.proven_query => return Keying::Bypass(ProtocolBypass::PersistedQuery),
+            Ok(p) => persisted = p.filter(|_| !batch),
         }
     }
-    Keying::Canonical { material, check: AnswerCheck::GraphQl { batch } }
+    Keying::Canonical { material, check: AnswerCheck::GraphQl { batch, persisted } }
 }
 
 /// Appends one `{query, operationName, variables, extensions}` envelope's key
-/// material: the canonical document, then every other member in canonical JSON
-/// (so `operationName`, `variables`, `extensions` and anything unknown count).
-fn graphql_envelope(envelope: &Node<'_>, material: &mut Vec<u8>) -> Result<(), ProtocolBypass> {
+/// material: the canonical document (or, for a persisted query, the word
+/// `persisted`: its hash stands for the document), then every other member in
+/// canonical JSON (so `operationName`, `variables`, `extensions` and anything
+/// unknown count).
+fn graphql_envelope(envelope: &Node<'_>, material: &mut Vec<u8>) -> Result<Option<Persisted>, ProtocolBypass> {
     let Value::Object(_) = envelope.value else { return Err(ProtocolBypass::Unparsable) };
     let member = |name| envelope.value.member(name).map_err(|_| ProtocolBypass::Unparsable);
     let operation_name = match member("operationName")? {
@@ -221,42 +239,94 @@ fn graphql_envelope(envelope: &Node<'_>, material: &mut Vec<u8>) -> Result<(), P
         None | Some(Node { value: Value::Null | Value::Object(_), .. }) => {}
         Some(_) => return Err(ProtocolBypass::Unparsable),
     }
-    let canonical = match member("query")? {
-        Some(Node { value: Value::String(s), .. }) => operation(&s.decode(), operation_name.as_deref())?,
-        None | Some(Node { value: Value::Null, .. }) => {
-            let persisted = member("extensions")?
-                .map(|e| e.value.member("persistedQuery").ok().flatten().is_some())
-                .unwrap_or(false);
-            return Err(if persisted { ProtocolBypass::PersistedQuery } else { ProtocolBypass::Unparsable });
-        }
+    let hash = persisted_hash(member("extensions")?)?;
+    let query = match member("query")? {
+        Some(Node { value: Value::String(s), .. }) => Some(s.decode()),
+        None | Some(Node { value: Value::Null, .. }) => None,
         Some(_) => return Err(ProtocolBypass::Unparsable),
     };
-    push_field(material, canonical.as_bytes());
-    let mut rest = Vec::new();
-    json::write_canonical_except(&envelope.value, "query", &mut rest).map_err(|_| ProtocolBypass::Unparsable)?;
-    push_field(material, &rest);
-    Ok(())
+    let persisted = match (query, &hash) {
+        (Some(query), None) => {
+            field_in_place(material, |m| query_into(&query, operation_name.as_deref(), m))?;
+            None
+        }
+        (Some(query), Some(hash)) => {
+            // Apollo: the hash is the SHA-256 of the query text as sent. One that
+            // does not match is refused by the server; it must not key an entry.
+            if hex(&Sha256::digest(query.as_bytes())) != *hash {
+                return Err(ProtocolBypass::Unparsable);
+            }
+            query_into(&query, operation_name.as_deref(), &mut Vec::new())?;
+            push_field(material, b"persisted");
+            Some(Persisted { marker: marker(hash, operation_name.as_deref()), proven_query: true })
+        }
+        (None, Some(hash)) => {
+            push_field(material, b"persisted");
+            Some(Persisted { marker: marker(hash, operation_name.as_deref()), proven_query: false })
+        }
+        (None, None) => return Err(ProtocolBypass::Unparsable),
+    };
+    field_in_place(material, |m| {
+        json::write_canonical_except(&envelope.value, "query", m).map_err(|_| ProtocolBypass::Unparsable)
+    })?;
+    Ok(persisted)
 }
 
-/// The canonical document if the operation it executes is a query.
-fn operation(source: &str, operation_name: Option<&str>) -> Result<String, ProtocolBypass> {
-    let document = graphql::read(source).map_err(|_| ProtocolBypass::Unparsable)?;
+/// `extensions.persistedQuery.sha256Hash` in lower case, if the envelope has one.
+fn persisted_hash(extensions: Option<&Node<'_>>) -> Result<Option<String>, ProtocolBypass> {
+    let Some(extensions) = extensions else { return Ok(None) };
+    let unparsable = |_| ProtocolBypass::Unparsable;
+    let Some(persisted) = extensions.value.member("persistedQuery").map_err(unparsable)? else { return Ok(None) };
+    match persisted.value.member("sha256Hash").map_err(unparsable)? {
+        Some(Node { value: Value::String(h), .. }) if h.decode().len() == 64 && h.decode().bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(Some(h.decode().to_ascii_lowercase()))
+        }
+        _ => Err(ProtocolBypass::Unparsable),
+    }
+}
+
+/// The marker digest of a persisted query's hash and operation.
+fn marker(hash: &str, operation_name: Option<&str>) -> Digest32 {
+    let mut h = FieldHasher::new();
+    h.field(b"post-cache persisted query").field(hash.as_bytes());
+    match operation_name {
+        Some(name) => h.field(b"named").field(name.as_bytes()),
+        None => h.field(b"anonymous"),
+    };
+    h.finish()
+}
+
+/// Appends the canonical document if the operation it executes is a query.
+fn query_into(source: &str, operation_name: Option<&str>, out: &mut Vec<u8>) -> Result<(), ProtocolBypass> {
+    let (operations, fragments) = graphql::read_into(source, out).map_err(|_| ProtocolBypass::Unparsable)?;
+    let document = graphql::Document { operations, fragments, canonical: String::new() };
     match graphql::select(&document, operation_name).map_err(|_| ProtocolBypass::Unparsable)?.kind {
-        OperationKind::Query => Ok(document.canonical),
+        OperationKind::Query => Ok(()),
         OperationKind::Mutation | OperationKind::Subscription => Err(ProtocolBypass::Mutation),
     }
 }
 
+/// Appends one length-prefixed field.
 fn push_field(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
     out.extend_from_slice(bytes);
+}
+
+/// Appends one length-prefixed field that `write` appends in place.
+fn field_in_place<E>(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 8]);
+    write(out)?;
+    let len = (out.len() - at - 8) as u64;
+    out[at..at + 8].copy_from_slice(&len.to_be_bytes());
+    Ok(())
 }
 
 /// Decides whether an answer may be stored; for JSON-RPC, also where its ids sit.
 pub fn check_answer(config: &ProtocolConfig, check: &AnswerCheck, body: &[u8]) -> Result<Vec<IdSlot>, AnswerRefusal> {
     match check {
         AnswerCheck::Nothing => Ok(Vec::new()),
-        AnswerCheck::GraphQl { batch } => {
+        AnswerCheck::GraphQl { batch, .. } => {
             let root = json::parse(body).map_err(|_| AnswerRefusal::Invalid)?;
             let answers: Vec<&Node<'_>> = match (&root.value, batch) {
                 (Value::Array(items), true) => items.iter().collect(),

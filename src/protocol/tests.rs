@@ -141,14 +141,59 @@ fn graphql_bodies_that_cannot_be_classified_are_unparsable() {
     ] {
         assert_eq!(bypass(BodyFormat::GraphQl, ct, body), ProtocolBypass::Unparsable, "{body}");
     }
-    let hash_only = r#"{"operationName":"Q","extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}"#;
-    assert_eq!(bypass(BodyFormat::GraphQl, JSON, hash_only), ProtocolBypass::PersistedQuery);
+    let bad_hash = r#"{"operationName":"Q","extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}"#;
+    assert_eq!(bypass(BodyFormat::GraphQl, JSON, bad_hash), ProtocolBypass::Unparsable);
+}
+
+/// An Apollo persisted query: with its document, and with the hash alone.
+fn apq(query: Option<&str>, hash: &str) -> String {
+    let ext = format!(r#""extensions":{{"persistedQuery":{{"version":1,"sha256Hash":"{hash}"}}}}"#);
+    match query {
+        Some(q) => format!(r#"{{"query":{},"operationName":"Q","variables":{{"a":1}},{ext}}}"#, serde_json_string(q)),
+        None => format!(r#"{{"operationName":"Q","variables":{{"a":1}},{ext}}}"#),
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    crate::cache::digest::hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(s)))
+}
+
+#[test]
+fn persisted_queries_share_one_key_with_and_without_their_document() {
+    let doc = "query Q($a: Int) { item(id: $a) { id } }";
+    let hash = sha256_hex(doc);
+    let keyed = |body: &str| match key_request(&config(BodyFormat::GraphQl), JSON, false, body.as_bytes()) {
+        Keying::Canonical { material, check: AnswerCheck::GraphQl { persisted: Some(p), .. } } => (material, p),
+        other => panic!("{body}: {other:?}"),
+    };
+    let (full, proven) = keyed(&apq(Some(doc), &hash));
+    let (alone, unproven) = keyed(&apq(None, &hash));
+    assert_eq!(full, alone);
+    assert!(proven.proven_query && !unproven.proven_query);
+    assert_eq!(proven.marker, unproven.marker);
+    // The hash's case is kept in the key (Apollo sends lower case), not in the marker.
+    assert_eq!(keyed(&apq(None, &hash.to_ascii_uppercase())).1.marker, proven.marker);
+    // Another operation name is another marker and another key.
+    let (other, other_p) = keyed(&apq(None, &hash).replace(r#""Q""#, r#""R""#));
+    assert_ne!(other, alone);
+    assert_ne!(other_p.marker, unproven.marker);
+}
+
+#[test]
+fn persisted_mutations_and_wrong_hashes_are_never_proven() {
+    let mutation = "mutation Q { add { id } }";
+    assert_eq!(bypass(BodyFormat::GraphQl, JSON, &apq(Some(mutation), &sha256_hex(mutation))), ProtocolBypass::Mutation);
+    let doc = "query Q { a }";
+    assert_eq!(bypass(BodyFormat::GraphQl, JSON, &apq(Some(doc), &sha256_hex("query Q { b }"))), ProtocolBypass::Unparsable);
+    // A batch cannot consult one marker for a hash sent alone.
+    let alone = apq(None, &sha256_hex(doc));
+    assert_eq!(bypass(BodyFormat::GraphQl, JSON, &format!("[{alone}]")), ProtocolBypass::PersistedQuery);
 }
 
 #[test]
 fn graphql_answers_with_errors_are_not_stored_unless_partial_results_may_be() {
     let mut cfg = config(BodyFormat::GraphQl);
-    let single = AnswerCheck::GraphQl { batch: false };
+    let single = AnswerCheck::GraphQl { batch: false, persisted: None };
     let check = |cfg: &ProtocolConfig, c: &AnswerCheck, body: &str| check_answer(cfg, c, body.as_bytes());
     assert_eq!(check(&cfg, &single, r#"{"data":{"a":1}}"#), Ok(vec![]));
     assert_eq!(check(&cfg, &single, r#"{"data":{"a":1},"errors":[]}"#), Ok(vec![]));
@@ -157,7 +202,7 @@ fn graphql_answers_with_errors_are_not_stored_unless_partial_results_may_be() {
     assert_eq!(check(&cfg, &single, partial), Err(AnswerRefusal::GraphQlErrors));
     assert_eq!(check(&cfg, &single, failed), Err(AnswerRefusal::GraphQlErrors));
     assert_eq!(check(&cfg, &single, "<html>"), Err(AnswerRefusal::Invalid));
-    let batch = AnswerCheck::GraphQl { batch: true };
+    let batch = AnswerCheck::GraphQl { batch: true, persisted: None };
     assert_eq!(check(&cfg, &batch, &format!(r#"[{{"data":{{}}}},{failed}]"#)), Err(AnswerRefusal::GraphQlErrors));
     assert_eq!(check(&cfg, &batch, r#"{"data":{}}"#), Err(AnswerRefusal::Invalid));
     cfg.graphql_store_partial = true;

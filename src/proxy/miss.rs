@@ -11,7 +11,8 @@ use crate::cache::policy::{decide_response, vary_digest, NotStoredReason, Storab
 use crate::cache::record::{RecordBuilder, RecordMeta};
 use crate::config::Config;
 use crate::origin::{Origin, OriginResponse};
-use crate::protocol;
+use crate::cache::key::persisted_marker_key;
+use crate::protocol::{self, AnswerCheck, Persisted};
 use crate::store::Store;
 
 /// Forwards a keyed request whose stored answer could not be used, and stores the
@@ -41,6 +42,12 @@ pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
             relay(response, client, Outcome::Forwarded { fwd, stored: Err(reason) }, &[]).await
         }
         Storability::Store { ttl, initial_age, vary } => {
+            if let Err(reason) = persisted_may_be_stored(store, &keyed.check) {
+                if replaceable {
+                    forget(store, &keyed.kv_key);
+                }
+                return relay(response, client, Outcome::Forwarded { fwd, stored: Err(reason) }, &[]).await;
+            }
             let meta = RecordMeta {
                 stored_at: now,
                 fresh_until: now + ttl,
@@ -52,6 +59,33 @@ pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
             };
             let entry = Entry { store, keyed, meta, fwd, replaceable };
             capture_and_store(config, response, entry, client).await
+        }
+    }
+}
+
+/// A persisted query sent as a hash alone may be stored only once its document
+/// has been seen to run a query (its marker is there): otherwise it could be a
+/// mutation. One KV get, on such misses only.
+fn persisted_may_be_stored(store: &impl Store, check: &AnswerCheck) -> Result<(), NotStoredReason> {
+    let AnswerCheck::GraphQl { persisted: Some(Persisted { marker, proven_query: false }), .. } = check else {
+        return Ok(());
+    };
+    match store.get(&persisted_marker_key(marker)) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(NotStoredReason::PersistedQuery),
+        Err(e) => {
+            log_store_error("get", &e);
+            Err(NotStoredReason::StoreError)
+        }
+    }
+}
+
+/// After storing the answer to a persisted query that came with its document and
+/// runs a query, records so under its marker: one write, on such misses only.
+fn mark_persisted_query(store: &impl Store, check: &AnswerCheck) {
+    if let AnswerCheck::GraphQl { persisted: Some(Persisted { marker, proven_query: true }), .. } = check {
+        if let Err(e) = store.set(&persisted_marker_key(marker), b"query") {
+            log_store_error("set", &e);
         }
     }
 }
@@ -130,6 +164,9 @@ async fn capture_and_store<B: BodySource, S: Store>(
         log_store_error("set", &e);
         NotStoredReason::StoreError
     });
+    if stored.is_ok() {
+        mark_persisted_query(entry.store, &entry.keyed.check);
+    }
     let outcome = Outcome::Forwarded { fwd: entry.fwd, stored };
     answer(client, entry.meta.status, head, &bytes[body], outcome).await
 }

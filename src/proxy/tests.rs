@@ -5,6 +5,7 @@ use crate::body::BodySink;
 use crate::config::Config;
 use crate::store::memory::MemoryStore;
 use crate::cache::record::RecordBuilder;
+use sha2::Sha256;
 use crate::origin::{OriginError, OriginRequest, OriginResponse, OutboundBody};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -340,4 +341,28 @@ fn a_raw_record_under_a_jsonrpc_key_is_a_miss_not_a_replay_with_the_wrong_id() {
     assert_eq!(again.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=invalid-answer");
     assert_eq!(origin.calls.borrow().len(), 2);
     assert!(store.entries.borrow().is_empty());
+}
+
+#[test]
+fn a_persisted_query_alone_is_stored_only_after_its_document_was_seen_as_a_query() {
+    use sha2::Digest as _;
+    let cfg = config(&[("body_format", "graphql")]);
+    let (store, origin) = (MemoryStore::default(), answering(r#"{"data":{"item":{"id":1}}}"#));
+    let json = [("content-type", "application/json")];
+    let doc = "query Q { item { id } }";
+    let hash = crate::cache::digest::hex(&Sha256::digest(doc.as_bytes()));
+    let ext = format!(r#""extensions":{{"persistedQuery":{{"version":1,"sha256Hash":"{hash}"}}}}"#);
+    let alone = format!(r#"{{"operationName":"Q",{ext}}}"#);
+    let full = format!(r#"{{"query":"{doc}","operationName":"Q",{ext}}}"#);
+    let send = |body: &str, now| run(&cfg, now, request("POST", &json, body.as_bytes()), &store, &origin);
+    // Unknown hash: forwarded, not stored (it could be a mutation).
+    assert_eq!(send(&alone, NOW).header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=persisted-query");
+    assert!(store.entries.borrow().is_empty());
+    // The document arrives with its hash: stored, and the hash marked as a query.
+    assert_eq!(send(&full, NOW).header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(store.entries.borrow().len(), 2, "the entry and its marker");
+    // The hash alone now hits the same entry, and once it expires is stored again.
+    assert_eq!(send(&alone, NOW + 1).header("cache-status").unwrap(), "post-cache; hit; ttl=59");
+    assert_eq!(send(&alone, NOW + 120).header("cache-status").unwrap(), "post-cache; fwd=stale; stored");
+    assert_eq!(origin.calls.borrow().len(), 3);
 }

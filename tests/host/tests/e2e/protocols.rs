@@ -145,6 +145,13 @@ async fn unlisted_methods_notifications_and_errors_always_reach_the_origin() {
         assert_eq!(s.origin.count("POST", "/rpc", body), 2);
     }
     assert!(s.host.kv.keys("default").is_empty());
+    // A 10,000-call batch is answered in bounded time, forwarded and not keyed.
+    let huge: Vec<String> = (0..10_000).map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"eth_chainId"}}"#)).collect();
+    let huge = format!("[{}]", huge.join(","));
+    let r = s.client.post("/rpc", &[JSON], huge.as_bytes()).await;
+    assert_eq!(r.cache_status(), "post-cache; fwd=bypass; detail=unparsable");
+    assert_eq!(json(&r).as_array().map(Vec::len), Some(10_000));
+    assert!(s.host.kv.keys("default").is_empty());
     let mut e = setup_with(&[("body_format", "jsonrpc"), ("rpc_methods", "fail_*")], |_| {}).await;
     let failing_call = br#"{"jsonrpc":"2.0","id":1,"method":"fail_now"}"#;
     for _ in 0..2 {
@@ -237,4 +244,31 @@ async fn the_routes_example_shipped_in_spin_toml_works_as_written() {
     let raw = s.client.post("/search", &[JSON], b"{}").await;
     assert_eq!(raw.cache_status(), "post-cache; fwd=uri-miss; stored");
     assert_eq!(s.client.post("/search", &[JSON], b"{ }").await.cache_status(), "post-cache; fwd=uri-miss; stored", "raw keys");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apollo_persisted_queries_hit_by_hash_once_their_document_was_seen() {
+    use sha2::Digest;
+    let mut s = setup_with(&[("body_format", "graphql")], |_| {}).await;
+    let doc = "query Items($n: Int) { items(first: $n) { id } }";
+    let hash: String = sha2::Sha256::digest(doc.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let ext = format!(r#""extensions":{{"persistedQuery":{{"version":1,"sha256Hash":"{hash}"}}}}"#);
+    let alone = format!(r#"{{"operationName":"Items","variables":{{"n":3}},{ext}}}"#);
+    let full = format!(r#"{{"query":"{doc}","operationName":"Items","variables":{{"n":3}},{ext}}}"#);
+    let first = s.client.post("/graphql", &[JSON], alone.as_bytes()).await;
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=persisted-query");
+    let registered = s.client.post("/graphql", &[JSON], full.as_bytes()).await;
+    assert_eq!(registered.cache_status(), "post-cache; fwd=uri-miss; stored");
+    let hit = s.client.post("/graphql", &[JSON], alone.as_bytes()).await;
+    assert_eq!(hit.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!(hit.body, registered.body);
+    assert_eq!(s.origin.count_path("POST", "/graphql"), 2);
+    // A hash whose document was never seen to be a query is never stored.
+    let mutation_hash = "0".repeat(64);
+    let unknown = format!(r#"{{"operationName":"M","extensions":{{"persistedQuery":{{"version":1,"sha256Hash":"{mutation_hash}"}}}}}}"#);
+    for _ in 0..2 {
+        let r = s.client.post("/graphql", &[JSON], unknown.as_bytes()).await;
+        assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=persisted-query");
+    }
+    assert_eq!(s.origin.count("POST", "/graphql", unknown.as_bytes()), 2);
 }
