@@ -25,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(parsed) = graphql_parser::parse_query::<&str>(source) else { return };
     let doc = match ours {
         Ok(doc) => doc,
+        // graphql-parser checks string contents loosely (a sign in a `\u` escape,
+        // which it reads with from_str_radix; a bare carriage return); ours
+        // follows the spec. Refusing a string only sends the request uncached.
+        Err(GraphQlError::Lexical(at)) if source.as_bytes()[at] == b'"' => return,
         Err(e) => panic!("graphql-parser accepted what we refused ({e:?}): {source:?}"),
     };
     let mut operations = Vec::new();
@@ -45,3 +49,4 @@ fuzz_target!(|data: &[u8]| {
     let canonical = graphql_parser::parse_query::<&str>(&doc.canonical).expect("canonical form parses");
     assert_eq!(canonical.to_string(), parsed.to_string(), "canonical form means something else: {source:?}");
 });
+

@@ -182,6 +182,7 @@ fn lex<'a>(source: &'a str, canonical: &mut Vec<u8>) -> Result<Vec<Token<'a>>, G
     // Outline tokens are a fraction of all tokens; a guess that saves regrowth.
     let mut tokens = Vec::with_capacity(source.len() / 16);
     let mut previous_word = false;
+    let mut previous: Option<Kind> = None;
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
@@ -232,11 +233,18 @@ fn lex<'a>(source: &'a str, canonical: &mut Vec<u8>) -> Result<Vec<Token<'a>>, G
         };
         let text = &source[start..i];
         let word = matches!(kind, Kind::Name | Kind::Number);
-        if word && previous_word {
+        // Two words need a space; so does a number before `...`, or the number
+        // would read on into it (§2.1.8: no `.` may follow an IntValue), and so do
+        // two strings (`"" "x"` must not become the block quote `"""x"`).
+        let apart = (word && previous_word)
+            || (previous == Some(Kind::Number) && bytes[start] == b'.')
+            || (previous == Some(Kind::String) && kind == Kind::String);
+        if apart {
             canonical.push(b' ');
         }
         canonical.extend_from_slice(text.as_bytes());
         previous_word = word;
+        previous = Some(kind);
         let bracket = match (kind, bytes[start]) {
             (Kind::Punct, b'{' | b'(' | b'[') => {
                 depth += 1;
@@ -475,6 +483,22 @@ mod tests {
         assert!(read("{ a(s: \"unterminated) }").is_err());
         assert!(read("{ a(s: \"line\nbreak\") }").is_err());
         assert!(read("{ a(s: \"\\q\") }").is_err());
+        // Found by the graphql_ops fuzz target: graphql-parser accepts `\u+0e9` (it
+        // reads escapes with from_str_radix, which allows a sign); the spec's
+        // EscapedUnicode is exactly four hex digits.
+        assert!(read("{ a(s: \"\\u+0e9\") }").is_err());
+        // Found by the graphql_ops fuzz target: the canonical form of `1 ...F`
+        // must keep its space, or it reads `1.` as a malformed float.
+        let doc = read("{ a(x: [-2 ...F]) }").unwrap();
+        assert_eq!(doc.canonical, "{a(x:[-2 ...F])}");
+        assert_eq!(read(&doc.canonical).unwrap().canonical, doc.canonical);
+        // Found by the graphql_ops fuzz target: two strings keep their space.
+        let doc = read("{ a(x: [\"\" \"x\" \"\"\"b\"\"\"]) }").unwrap();
+        assert_eq!(doc.canonical, "{a(x:[\"\" \"x\" \"\"\"b\"\"\"])}");
+        assert_eq!(read(&doc.canonical).unwrap().canonical, doc.canonical);
+        // Likewise graphql-parser accepts a bare carriage return in a string; a
+        // StringCharacter is not a LineTerminator.
+        assert_eq!(read("{ a(s: \"x\ry\") }"), Err(GraphQlError::Lexical(7)));
         // Found by the graphql_ops fuzz target: control characters are
         // SourceCharacters (October 2021), so strings may hold them.
         assert_eq!(ops("subscription S { event(filter: \"\0\0\x013\") { id } }"), [(Subscription, Some("S"))]);
