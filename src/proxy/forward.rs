@@ -52,7 +52,24 @@ pub async fn send<B: BodySource, O: Origin>(
     bytes: &[u8],
     origin: &O,
 ) -> Result<OriginResponse<O::Body>, OriginError> {
+    send_asking(config, request, bytes, origin, false).await
+}
+
+/// [`send`], asking for an unencoded answer when `identity`: the cache must read
+/// an answer it checks (GraphQL `errors`, JSON-RPC ids), which it cannot when the
+/// origin compresses it for a client that accepts gzip.
+pub async fn send_asking<B: BodySource, O: Origin>(
+    config: &Config,
+    request: &ClientRequest<B>,
+    bytes: &[u8],
+    origin: &O,
+    identity: bool,
+) -> Result<OriginResponse<O::Body>, OriginError> {
     let mut headers = headers::for_origin(&request.headers, true);
+    if identity {
+        headers.retain(|(name, _)| !name.eq_ignore_ascii_case("accept-encoding"));
+        headers.push(("accept-encoding".into(), b"identity".to_vec()));
+    }
     headers.push(("content-length".into(), bytes.len().to_string().into_bytes()));
     let head = OriginRequest {
         method: &request.method,

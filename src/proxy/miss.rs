@@ -1,7 +1,7 @@
 //! The miss path: forward the fully read request, decide whether the answer may
 //! be stored, capture it into a record, write it, and answer from the same buffer.
 
-use super::forward::{self, relay, send};
+use super::forward::{self, relay, send_asking};
 use super::keying::Keyed;
 use super::{content_length, forget, log_store_error, push_length, push_status, report, ClientRequest};
 use crate::body::{respond_full, BodySource, Client};
@@ -29,7 +29,8 @@ pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
     origin: &O,
     client: impl Client,
 ) {
-    let response = match send(config, request, &keyed.body, origin).await {
+    let reads_answer = !matches!(keyed.check, AnswerCheck::Nothing);
+    let response = match send_asking(config, request, &keyed.body, origin, reads_answer).await {
         Ok(r) => r,
         Err(e) => return forward::origin_failed(config, client, fwd, e).await,
     };

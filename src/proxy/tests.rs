@@ -161,13 +161,15 @@ const NOW: u64 = 1_700_000_000;
 fn a_hit_costs_one_store_get_and_replays_the_miss() {
     let (cfg, store, origin) = (config(&[]), MemoryStore::default(), origin("max-age=30"));
     let body = b"{\"query\":\"{ a }\"}";
-    let miss = run(&cfg, NOW, request("POST", &[("content-type", "application/json")], body), &store, &origin);
+    let miss = run(&cfg, NOW, request("POST", &[("content-type", "application/json"), ("accept-encoding", "gzip")], body), &store, &origin);
     assert_eq!(miss.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
     assert!(miss.finished());
     let gets_before = store.gets.get();
     let hit = run(&cfg, NOW + 10, request("POST", &[("content-type", "application/json")], body), &store, &origin);
     assert_eq!(store.gets.get() - gets_before, 1, "one KV get per hit");
     assert_eq!(hit.header("cache-status").unwrap(), "post-cache; hit; ttl=20");
+    // In raw mode the client's Accept-Encoding goes to the origin as it is.
+    assert_eq!(crate::cache::headers::values(&origin.calls.borrow()[0].2, "accept-encoding"), [&b"gzip"[..]]);
     assert_eq!(hit.header("age").unwrap(), "10");
     assert_eq!(hit.body(), miss.body());
     assert_eq!(hit.status(), 200);
@@ -276,10 +278,13 @@ fn a_graphql_mutation_is_never_looked_up_or_stored() {
 fn graphql_queries_differing_in_whitespace_share_one_entry() {
     let cfg = config(&[("body_format", "graphql")]);
     let (store, origin) = (MemoryStore::default(), answering(r#"{"data":{"me":{"id":"1"}}}"#));
-    let json = [("content-type", "application/json")];
+    let json = [("content-type", "application/json"), ("accept-encoding", "gzip, br")];
     let first = run(&cfg, NOW, request("POST", &json, br#"{"query":"{ me { id } }"}"#), &store, &origin);
     assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
     let second = run(&cfg, NOW, request("POST", &json, br##"{"query":"# mine\n{me{id}}"}"##), &store, &origin);
+    // The cache reads what it stores: the origin is asked for it unencoded.
+    let sent = &origin.calls.borrow()[0].2;
+    assert_eq!(crate::cache::headers::values(sent, "accept-encoding"), [&b"identity"[..]]);
     assert_eq!(second.header("cache-status").unwrap(), "post-cache; hit; ttl=60");
     assert_eq!(second.body(), first.body());
     // The origin saw the client's own bytes, not the canonical form.
