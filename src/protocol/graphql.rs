@@ -235,9 +235,11 @@ fn lex<'a>(source: &'a str, canonical: &mut Vec<u8>) -> Result<Vec<Token<'a>>, G
         let word = matches!(kind, Kind::Name | Kind::Number);
         // Two words need a space; so does a number before `...`, or the number
         // would read on into it (§2.1.8: no `.` may follow an IntValue), and so do
-        // two strings (`"" "x"` must not become the block quote `"""x"`).
+        // two strings (`"" "x"` must not become the block quote `"""x"`). A number
+        // before a string gets one too: the spec reads `2""` as two tokens, but
+        // graphql-parser (the fuzz oracle) reads one bad integer.
         let apart = (word && previous_word)
-            || (previous == Some(Kind::Number) && bytes[start] == b'.')
+            || (previous == Some(Kind::Number) && (bytes[start] == b'.' || kind == Kind::String))
             || (previous == Some(Kind::String) && kind == Kind::String);
         if apart {
             canonical.push(b' ');
@@ -496,6 +498,8 @@ mod tests {
         let doc = read("{ a(x: [\"\" \"x\" \"\"\"b\"\"\"]) }").unwrap();
         assert_eq!(doc.canonical, "{a(x:[\"\" \"x\" \"\"\"b\"\"\"])}");
         assert_eq!(read(&doc.canonical).unwrap().canonical, doc.canonical);
+        // Found by the graphql_ops fuzz target: a number before a string.
+        assert_eq!(read("{ a(x: [2 \"\"]) }").unwrap().canonical, "{a(x:[2 \"\"])}");
         // Likewise graphql-parser accepts a bare carriage return in a string; a
         // StringCharacter is not a LineTerminator.
         assert_eq!(read("{ a(s: \"x\ry\") }"), Err(GraphQlError::Lexical(7)));
