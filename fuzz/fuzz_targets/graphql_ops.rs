@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.canonical, doc.canonical);
         assert_eq!(again.operations, doc.operations);
         for op in &doc.operations {
-            let _ = graphql::select(doc, op.name);
+            let _ = graphql::select(&doc.operations, op.name);
         }
     }
     // graphql-parser recurses per nesting level: only give it what ours bounds.

@@ -371,21 +371,21 @@ fn block_string(bytes: &[u8], mut i: usize) -> Option<usize> {
 
 /// §6.1 GetOperation: the operation a server executes for `operation_name`.
 pub fn select<'d, 'a>(
-    document: &'d Document<'a>,
+    operations: &'d [Operation<'a>],
     operation_name: Option<&str>,
 ) -> Result<&'d Operation<'a>, GraphQlError> {
     // §5.2.2.1 Lone Anonymous Operation: an anonymous operation must be alone.
-    if document.operations.len() > 1 && document.operations.iter().any(|o| o.name.is_none()) {
+    if operations.len() > 1 && operations.iter().any(|o| o.name.is_none()) {
         return Err(GraphQlError::AmbiguousOperation);
     }
     match operation_name {
-        None => match document.operations.as_slice() {
+        None => match operations {
             [only] => Ok(only),
             [] => Err(GraphQlError::NoSuchOperation),
             _ => Err(GraphQlError::AmbiguousOperation),
         },
         Some(wanted) => {
-            let mut named = document.operations.iter().filter(|o| o.name == Some(wanted));
+            let mut named = operations.iter().filter(|o| o.name == Some(wanted));
             match (named.next(), named.next()) {
                 // §5.2.1.1 Operation Name Uniqueness: two of that name is invalid.
                 (Some(op), None) => Ok(op),
@@ -406,7 +406,7 @@ mod tests {
 
     fn selected(source: &str, name: Option<&str>) -> Result<(OperationKind, Option<String>), GraphQlError> {
         let doc = read(source)?;
-        select(&doc, name).map(|o| (o.kind, o.name.map(str::to_string)))
+        select(&doc.operations, name).map(|o| (o.kind, o.name.map(str::to_string)))
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub struct RpcRequest {
     pub ids: Vec<Vec<u8>>,
     /// Each call's `id` in canonical form, to match the ids of the answer.
     id_keys: Vec<Vec<u8>>,
-    /// What keys the request: each call in canonical JSON without its `id`.
+    /// What keys the request: each call in canonical JSON without its `id`
+    /// (taken out when the request is keyed).
     pub material: Vec<u8>,
 }
 

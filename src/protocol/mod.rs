@@ -165,7 +165,10 @@ pub fn key_request(
                 return Keying::Bypass(ProtocolBypass::Unparsable);
             }
             match jsonrpc::read_request(body, &config.rpc_methods) {
-                Ok(request) => Keying::Canonical { material: request.material.clone(), check: AnswerCheck::JsonRpc(request) },
+                Ok(mut request) => {
+                    let material = std::mem::take(&mut request.material);
+                    Keying::Canonical { material, check: AnswerCheck::JsonRpc(request) }
+                }
                 Err(RpcRefusal::Unparsable) => Keying::Bypass(ProtocolBypass::Unparsable),
                 Err(RpcRefusal::Notification) => Keying::Bypass(ProtocolBypass::Notification),
                 Err(RpcRefusal::Method) => Keying::Bypass(ProtocolBypass::RpcMethod),
@@ -298,9 +301,8 @@ fn marker(hash: &str, operation_name: Option<&str>) -> Digest32 {
 
 /// Appends the canonical document if the operation it executes is a query.
 fn query_into(source: &str, operation_name: Option<&str>, out: &mut Vec<u8>) -> Result<(), ProtocolBypass> {
-    let (operations, fragments) = graphql::read_into(source, out).map_err(|_| ProtocolBypass::Unparsable)?;
-    let document = graphql::Document { operations, fragments, canonical: String::new() };
-    match graphql::select(&document, operation_name).map_err(|_| ProtocolBypass::Unparsable)?.kind {
+    let (operations, _) = graphql::read_into(source, out).map_err(|_| ProtocolBypass::Unparsable)?;
+    match graphql::select(&operations, operation_name).map_err(|_| ProtocolBypass::Unparsable)?.kind {
         OperationKind::Query => Ok(()),
         OperationKind::Mutation | OperationKind::Subscription => Err(ProtocolBypass::Mutation),
     }

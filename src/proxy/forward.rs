@@ -39,26 +39,17 @@ pub async fn buffered<B: BodySource, O: Origin>(
     client: impl Client,
     outcome: Outcome,
 ) {
-    match send(config, request, body, origin).await {
+    match send(config, request, body, origin, false).await {
         Ok(response) => relay(response, client, outcome, &[]).await,
         Err(e) => origin_failed(config, client, Fwd::Bypass, e).await,
     }
 }
 
-/// Sends a fully read request body, with its exact `content-length`.
+/// Sends a fully read request body, with its exact `content-length`; with
+/// `identity`, asks for an unencoded answer: the cache must read an answer it
+/// checks (GraphQL `errors`, JSON-RPC ids), which it cannot when the origin
+/// compresses it for a client that accepts gzip.
 pub async fn send<B: BodySource, O: Origin>(
-    config: &Config,
-    request: &ClientRequest<B>,
-    bytes: &[u8],
-    origin: &O,
-) -> Result<OriginResponse<O::Body>, OriginError> {
-    send_asking(config, request, bytes, origin, false).await
-}
-
-/// [`send`], asking for an unencoded answer when `identity`: the cache must read
-/// an answer it checks (GraphQL `errors`, JSON-RPC ids), which it cannot when the
-/// origin compresses it for a client that accepts gzip.
-pub async fn send_asking<B: BodySource, O: Origin>(
     config: &Config,
     request: &ClientRequest<B>,
     bytes: &[u8],

@@ -1,7 +1,7 @@
 //! The miss path: forward the fully read request, decide whether the answer may
 //! be stored, capture it into a record, write it, and answer from the same buffer.
 
-use super::forward::{self, relay, send_asking};
+use super::forward::{self, relay, send};
 use super::keying::Keyed;
 use super::{content_length, forget, log_store_error, push_length, push_status, report, ClientRequest};
 use crate::body::{respond_full, BodySource, Client};
@@ -30,12 +30,18 @@ pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
     client: impl Client,
 ) {
     let reads_answer = !matches!(keyed.check, AnswerCheck::Nothing);
-    let response = match send_asking(config, request, &keyed.body, origin, reads_answer).await {
+    let response = match send(config, request, &keyed.body, origin, reads_answer).await {
         Ok(r) => r,
         Err(e) => return forward::origin_failed(config, client, fwd, e).await,
     };
     let policy = StoragePolicy { cacheable_statuses: &config.cacheable_statuses, default_ttl: config.default_ttl };
-    match decide_response(response.status, &response.headers, &policy, now) {
+    let storability = match decide_response(response.status, &response.headers, &policy, now) {
+        Storability::Store { .. } if let Err(reason) = persisted_may_be_stored(store, &keyed.check) => {
+            Storability::DoNotStore(reason)
+        }
+        storability => storability,
+    };
+    match storability {
         Storability::DoNotStore(reason) => {
             if replaceable {
                 forget(store, &keyed.kv_key);
@@ -43,12 +49,6 @@ pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
             relay(response, client, Outcome::Forwarded { fwd, stored: Err(reason) }, &[]).await
         }
         Storability::Store { ttl, initial_age, vary } => {
-            if let Err(reason) = persisted_may_be_stored(store, &keyed.check) {
-                if replaceable {
-                    forget(store, &keyed.kv_key);
-                }
-                return relay(response, client, Outcome::Forwarded { fwd, stored: Err(reason) }, &[]).await;
-            }
             let meta = RecordMeta {
                 stored_at: now,
                 fresh_until: now + ttl,
