@@ -30,6 +30,17 @@ pub struct Config {
     pub kv_store: String,
     /// `body_format`, `rpc_methods`, `graphql_store_partial`.
     pub protocol: ProtocolConfig,
+    /// Seconds a stored answer may be served stale while one request refreshes it,
+    /// for answers that do not say (`stale-while-revalidate`).
+    pub stale_while_revalidate: u64,
+    /// Seconds a stored answer may stand in for an origin that fails, for answers
+    /// that do not say (`stale-if-error`).
+    pub stale_if_error: u64,
+    /// Lower-case name of this cache's own targeted cache-control field ("" for none).
+    pub targeted_cache_control: String,
+    /// How long a miss waits for another request already fetching the same key
+    /// (milliseconds); 0 turns collapsing off.
+    pub collapse_wait_ms: u64,
 }
 
 /// The origin base URL, split for building outbound requests.
@@ -67,6 +78,10 @@ pub mod defaults {
     /// list as the RFC has it, but the policy never stores any 5xx.
     pub const CACHEABLE_STATUSES: &str = "200,203,204,300,301,404,405,410,414,501";
     pub const KV_STORE: &str = "default";
+    pub const TARGETED_CACHE_CONTROL: &str = "post-cache-control";
+    pub const COLLAPSE_WAIT_MS: u64 = 300;
+    /// Longer waits would hold clients longer than most origins take.
+    pub const MAX_COLLAPSE_WAIT_MS: u64 = 10_000;
 }
 
 /// A variable lookup: `Ok(None)` when the variable is undefined, `Err` when the
@@ -166,6 +181,19 @@ impl Config {
             Some("true") => true,
             Some(other) => return Err(err("graphql_store_partial", format!("must be true or false, got {other:?}"))),
         };
+        let targeted_cache_control = get("targeted_cache_control")?
+            .unwrap_or_else(|| defaults::TARGETED_CACHE_CONTROL.to_string())
+            .to_ascii_lowercase();
+        if !targeted_cache_control.is_empty() && !is_token(&targeted_cache_control) {
+            return Err(err("targeted_cache_control", format!("{targeted_cache_control:?} is not a header name")));
+        }
+        let collapse_wait_ms = number("collapse_wait_ms", defaults::COLLAPSE_WAIT_MS, 0)?;
+        if collapse_wait_ms > defaults::MAX_COLLAPSE_WAIT_MS {
+            return Err(err(
+                "collapse_wait_ms",
+                format!("must be at most {}, got {collapse_wait_ms}", defaults::MAX_COLLAPSE_WAIT_MS),
+            ));
+        }
         let kv_store = get("kv_store")?
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| defaults::KV_STORE.to_string());
@@ -183,7 +211,16 @@ impl Config {
             credential_salt,
             kv_store,
             protocol: ProtocolConfig { format, rpc_methods, graphql_store_partial },
+            stale_while_revalidate: number("stale_while_revalidate", 0, 0)?,
+            stale_if_error: number("stale_if_error", 0, 0)?,
+            targeted_cache_control,
+            collapse_wait_ms,
         })
+    }
+
+    /// Response fields meant for this cache, never stored nor relayed (RFC 9213).
+    pub fn targeted_fields(&self) -> [&str; 2] {
+        [crate::cache::targeted::CDN_CACHE_CONTROL, &self.targeted_cache_control]
     }
 
     pub fn is_candidate(&self, method: &str) -> bool {
@@ -261,6 +298,9 @@ mod tests {
         assert_eq!(c.key_headers, vec!["content-type"]);
         assert_eq!(c.cacheable_statuses, vec![200, 203, 204, 300, 301, 404, 405, 410, 414, 501]);
         assert_eq!(c.credentials, CredentialMode::Bypass);
+        assert_eq!((c.stale_while_revalidate, c.stale_if_error), (0, 0));
+        assert_eq!(c.targeted_cache_control, "post-cache-control");
+        assert_eq!(c.collapse_wait_ms, 300);
         assert_eq!(c.kv_store, "default");
         assert_eq!(c.protocol, ProtocolConfig::default());
         assert!(c.is_candidate("QUERY") && !c.is_candidate("GET"));
@@ -289,12 +329,32 @@ mod tests {
             (&[("origin", "http://x"), ("body_format", "jsonrpc"), ("rpc_methods", " , ")], "rpc_methods"),
             (&[("origin", "http://x"), ("rpc_methods", "eth_*x")], "rpc_methods"),
             (&[("origin", "http://x"), ("graphql_store_partial", "1")], "graphql_store_partial"),
+            (&[("origin", "http://x"), ("stale_if_error", "-1")], "stale_if_error"),
+            (&[("origin", "http://x"), ("stale_while_revalidate", "1h")], "stale_while_revalidate"),
+            (&[("origin", "http://x"), ("targeted_cache_control", "my field")], "targeted_cache_control"),
+            (&[("origin", "http://x"), ("collapse_wait_ms", "60000")], "collapse_wait_ms"),
         ];
         for (vars, variable) in cases {
             let e = config(vars).unwrap_err();
             assert_eq!(e.variable, *variable, "{vars:?}: {e}");
             assert!(e.to_string().contains(variable));
         }
+    }
+
+    #[test]
+    fn stale_and_collapse_variables_are_read() {
+        let c = config(&[
+            ("origin", "http://x"),
+            ("stale_while_revalidate", "30"),
+            ("stale_if_error", "86400"),
+            ("targeted_cache_control", "Edge-Cache-Control"),
+            ("collapse_wait_ms", "0"),
+        ])
+        .unwrap();
+        assert_eq!((c.stale_while_revalidate, c.stale_if_error, c.collapse_wait_ms), (30, 86_400, 0));
+        assert_eq!(c.targeted_fields(), ["cdn-cache-control", "edge-cache-control"]);
+        let no_own = config(&[("origin", "http://x"), ("targeted_cache_control", "")]).unwrap();
+        assert_eq!(no_own.targeted_cache_control, "");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod config;
 pub mod origin;
 pub mod protocol;
 pub mod proxy;
+pub mod runtime;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 mod wasi_io;
@@ -32,7 +33,7 @@ mod component {
     use crate::origin::spin_http::SpinOrigin;
     use crate::proxy::{self, ClientRequest};
     use crate::store::spin_kv::SpinKv;
-    use crate::wasi_io::{IncomingStream, OutgoingStream};
+    use crate::wasi_io::{IncomingStream, OutgoingStream, WasiRuntime};
     use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
     use spin_sdk::http_component;
 
@@ -111,6 +112,6 @@ mod component {
         let request = ClientRequest { method, authority, path_with_query, headers, body };
         let origin = SpinOrigin { url: config.origin.clone(), timeout: config.origin_timeout };
         let kv_store = config.kv_store.clone();
-        proxy::handle(&config, now, request, || SpinKv::open(&kv_store), &origin, client).await;
+        proxy::handle(&config, now, request, || SpinKv::open(&kv_store), &origin, client, &WasiRuntime).await;
     }
 }

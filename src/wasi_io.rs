@@ -120,3 +120,20 @@ fn stream_error(e: StreamError) -> BodyError {
         StreamError::LastOperationFailed(e) => BodyError(e.to_debug_string()),
     }
 }
+
+/// The component's [`Runtime`](crate::runtime::Runtime): the monotonic clock's
+/// pollables for waiting (the only timers the Spin executor drives) and
+/// wasi:random for tokens.
+pub struct WasiRuntime;
+
+impl crate::runtime::Runtime for WasiRuntime {
+    async fn sleep_ms(&self, ms: u64) {
+        use wasi::clocks::monotonic_clock::{now, subscribe_instant};
+        let deadline = now().saturating_add(ms.saturating_mul(1_000_000));
+        retry(|| (now() >= deadline).then_some(()), || subscribe_instant(deadline)).await
+    }
+
+    fn token(&self) -> u64 {
+        wasi::random::random::get_random_u64()
+    }
+}

@@ -13,6 +13,27 @@ pub struct CacheControl {
     pub no_transform: bool,
     pub max_age: Option<u64>,
     pub s_maxage: Option<u64>,
+    /// RFC 9111 §5.2.2.2 (response): once stale, never reused without validation.
+    pub must_revalidate: bool,
+    /// RFC 9111 §5.2.2.8: must-revalidate for shared caches only.
+    pub proxy_revalidate: bool,
+    /// RFC 5861 §3 (response): may be served stale while revalidating, seconds.
+    pub stale_while_revalidate: Option<u64>,
+    /// RFC 5861 §4 (response and request): may be served stale when the origin errs.
+    pub stale_if_error: Option<u64>,
+    /// RFC 9111 §5.2.1.2 (request): `max-stale` alone accepts any staleness.
+    pub max_stale: Option<MaxStale>,
+    /// RFC 9111 §5.2.1.3 (request): fresh for at least this many more seconds.
+    pub min_fresh: Option<u64>,
+}
+
+/// The request's `max-stale`: with or without a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxStale {
+    /// "If no value is assigned to max-stale, then the client will accept a
+    /// stale response of any age."
+    Any,
+    Seconds(u64),
 }
 
 impl CacheControl {
@@ -38,6 +59,24 @@ impl CacheControl {
                     "no-transform" => cc.no_transform = true,
                     "max-age" => cc.max_age = merge(cc.max_age, arg.map(delta_seconds)),
                     "s-maxage" => cc.s_maxage = merge(cc.s_maxage, arg.map(delta_seconds)),
+                    "must-revalidate" => cc.must_revalidate = true,
+                    "proxy-revalidate" => cc.proxy_revalidate = true,
+                    "stale-while-revalidate" => {
+                        cc.stale_while_revalidate = merge(cc.stale_while_revalidate, Some(arg.map_or(0, delta_seconds)))
+                    }
+                    "stale-if-error" => {
+                        cc.stale_if_error = merge(cc.stale_if_error, Some(arg.map_or(0, delta_seconds)))
+                    }
+                    "min-fresh" => cc.min_fresh = max_of(cc.min_fresh, arg.map(delta_seconds)),
+                    "max-stale" => {
+                        cc.max_stale = Some(match (cc.max_stale, arg.map(delta_seconds)) {
+                            // Two values: the smaller accepts less.
+                            (Some(MaxStale::Seconds(a)), Some(b)) => MaxStale::Seconds(a.min(b)),
+                            (Some(MaxStale::Seconds(a)), None) => MaxStale::Seconds(a),
+                            (_, Some(b)) => MaxStale::Seconds(b),
+                            (_, None) => MaxStale::Any,
+                        })
+                    }
                     _ => {}
                 }
             }
@@ -54,6 +93,14 @@ impl CacheControl {
 fn merge(old: Option<u64>, new: Option<u64>) -> Option<u64> {
     match (old, new) {
         (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// For `min-fresh`, where the larger value is the stricter one.
+fn max_of(old: Option<u64>, new: Option<u64>) -> Option<u64> {
+    match (old, new) {
+        (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
 }
@@ -106,6 +153,22 @@ mod tests {
             CacheControl::parse(&[b"max-age=99999999999999999999"]).max_age,
             Some(u64::from(u32::MAX))
         );
+    }
+
+    #[test]
+    fn stale_directives_of_rfc_5861_and_the_request_are_read() {
+        let cc = CacheControl::parse(&[b"max-age=60, stale-while-revalidate=30, stale-if-error=600, must-revalidate"]);
+        assert_eq!(cc.stale_while_revalidate, Some(30));
+        assert_eq!(cc.stale_if_error, Some(600));
+        assert!(cc.must_revalidate && !cc.proxy_revalidate);
+        let any = CacheControl::parse(&[b"max-stale"]);
+        assert_eq!(any.max_stale, Some(MaxStale::Any));
+        let bounded = CacheControl::parse(&[b"max-stale=20, min-fresh=5, min-fresh=9"]);
+        assert_eq!(bounded.max_stale, Some(MaxStale::Seconds(20)));
+        assert_eq!(bounded.min_fresh, Some(9), "the stricter min-fresh wins");
+        // A window without a valid value allows no staleness at all.
+        assert_eq!(CacheControl::parse(&[b"stale-while-revalidate=x"]).stale_while_revalidate, Some(0));
+        assert_eq!(CacheControl::parse(&[b"stale-if-error"]).stale_if_error, Some(0));
     }
 
     #[test]

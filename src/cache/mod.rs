@@ -4,9 +4,13 @@
 
 pub mod cache_control;
 pub mod checksum;
+pub mod conditional;
 pub mod digest;
+pub mod freshness;
 pub mod headers;
 pub mod key;
+pub mod mark;
 pub mod outcome;
 pub mod policy;
 pub mod record;
+pub mod targeted;

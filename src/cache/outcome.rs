@@ -11,6 +11,22 @@ pub const CACHE_NAME: &str = "post-cache";
 pub enum Outcome {
     /// Replayed from the store, fresh for `ttl` more seconds.
     Hit { ttl: u64 },
+    /// Replayed from the store past its freshness (`ttl` ≤ 0, RFC 9211 §2.4 allows
+    /// negative values), inside a stale-while-revalidate window or what the
+    /// client's `max-stale` accepts.
+    StaleHit { ttl: i64 },
+    /// Waited for another request fetching the same key, then replayed what it
+    /// stored (`collapsed` is this cache's own parameter).
+    CollapsedHit { ttl: u64 },
+    /// Forwarded, the origin failed, and a stale record stood in for the error
+    /// (RFC 5861 stale-if-error). `fwd_status` is the origin's status when it
+    /// answered (RFC 9211 §2.3), none when it timed out or was unreachable. Not a
+    /// `hit`: RFC 9211 §2.1 keeps that for requests that were not forwarded.
+    /// `ttl` is the record's remaining freshness, negative when stale.
+    StaleOnError { fwd: Fwd, fwd_status: Option<u16>, ttl: i64 },
+    /// Forwarded with the record's validators; the origin answered 304, so the
+    /// stored body answered, with its headers and freshness updated (stored or not).
+    Revalidated { fwd: Fwd, stored: Result<(), NotStoredReason> },
     /// Forwarded because nothing usable was stored (`fwd` says why), then stored or not.
     Forwarded { fwd: Fwd, stored: Result<(), NotStoredReason> },
     /// Forwarded around the cache: neither looked up nor stored.
@@ -53,6 +69,18 @@ impl Outcome {
     pub fn header_value(&self) -> String {
         match self {
             Outcome::Hit { ttl } => format!("{CACHE_NAME}; hit; ttl={ttl}"),
+            Outcome::StaleHit { ttl } => format!("{CACHE_NAME}; hit; ttl={ttl}"),
+            Outcome::CollapsedHit { ttl } => format!("{CACHE_NAME}; hit; ttl={ttl}; collapsed"),
+            Outcome::StaleOnError { fwd, fwd_status, ttl } => {
+                let status = fwd_status.map(|s| format!("; fwd-status={s}")).unwrap_or_default();
+                format!("{CACHE_NAME}; fwd={}{status}; ttl={ttl}; detail=stale-if-error", fwd.as_str())
+            }
+            Outcome::Revalidated { fwd, stored: Ok(()) } => {
+                format!("{CACHE_NAME}; fwd={}; fwd-status=304; stored", fwd.as_str())
+            }
+            Outcome::Revalidated { fwd, stored: Err(reason) } => {
+                format!("{CACHE_NAME}; fwd={}; fwd-status=304; detail={}", fwd.as_str(), reason.detail())
+            }
             Outcome::Forwarded { fwd, stored: Ok(()) } => {
                 format!("{CACHE_NAME}; fwd={}; stored", fwd.as_str())
             }
@@ -93,6 +121,20 @@ mod tests {
                 "post-cache; fwd=bypass; detail=body-too-large",
             ),
             (Outcome::OnlyIfCachedMiss, "post-cache; detail=only-if-cached"),
+            (Outcome::StaleHit { ttl: -7 }, "post-cache; hit; ttl=-7"),
+            (Outcome::CollapsedHit { ttl: 59 }, "post-cache; hit; ttl=59; collapsed"),
+            (
+                Outcome::StaleOnError { fwd: Fwd::Stale, fwd_status: Some(503), ttl: -12 },
+                "post-cache; fwd=stale; fwd-status=503; ttl=-12; detail=stale-if-error",
+            ),
+            (
+                Outcome::StaleOnError { fwd: Fwd::Request, fwd_status: None, ttl: 20 },
+                "post-cache; fwd=request; ttl=20; detail=stale-if-error",
+            ),
+            (
+                Outcome::Revalidated { fwd: Fwd::Stale, stored: Ok(()) },
+                "post-cache; fwd=stale; fwd-status=304; stored",
+            ),
         ];
         for (outcome, want) in cases {
             assert_eq!(outcome.header_value(), want);

@@ -6,7 +6,10 @@
 //! for a shared cache, and is stricter where it cannot revalidate.
 
 use super::cache_control::CacheControl;
+use super::conditional;
 use super::headers::{has, list_items, values};
+use super::record::StaleWindows;
+use super::targeted;
 use crate::protocol::{AnswerRefusal, ProtocolBypass};
 
 /// How requests carrying `Authorization` or `Cookie` are treated.
@@ -42,6 +45,9 @@ pub enum BypassReason {
     NoStore,
     BodyTooLarge,
     StoreError,
+    /// Preconditions the cache cannot answer from a record (`If-Match`, or any
+    /// conditional on a POST): the origin decides, and its answer is not stored.
+    Conditional,
     /// The body format says so (a mutation, an unlisted JSON-RPC method, …).
     Protocol(ProtocolBypass),
 }
@@ -55,6 +61,7 @@ impl BypassReason {
             BypassReason::NoStore => "no-store",
             BypassReason::BodyTooLarge => "body-too-large",
             BypassReason::StoreError => "store-error",
+            BypassReason::Conditional => "conditional",
         }
     }
 }
@@ -64,12 +71,19 @@ pub const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "cookie"];
 
 /// Decides what to do with a request before its body is read.
 pub fn decide_request(
+    method: &str,
     method_is_candidate: bool,
     headers: &[(String, Vec<u8>)],
     credentials: CredentialMode,
 ) -> RequestDecision {
     if !method_is_candidate {
         return RequestDecision::Bypass(BypassReason::Method);
+    }
+    // RFC 9110 §13.2.1: "A cache or intermediary MAY ignore If-Match ... [and]
+    // If-Unmodified-Since" only when it forwards; and a POST's If-None-Match asks
+    // for a 412 that only the origin can give.
+    if conditional::must_forward(method, headers) {
+        return RequestDecision::Bypass(BypassReason::Conditional);
     }
     let cc = CacheControl::parse(&values(headers, "cache-control"));
     // RFC 9111 §5.2.1.5: no-store "indicates that a cache MUST NOT store any part
@@ -156,6 +170,8 @@ pub enum Storability {
         initial_age: u64,
         /// Lower-case request header names from `Vary`.
         vary: Vec<String>,
+        /// How long past `ttl` the entry may still be served stale.
+        stale: StaleWindows,
     },
     /// Relay the response as it is and report why it was not stored.
     DoNotStore(NotStoredReason),
@@ -167,6 +183,12 @@ pub struct StoragePolicy<'a> {
     pub cacheable_statuses: &'a [u16],
     /// Used when the origin gives no explicit freshness (seconds).
     pub default_ttl: u64,
+    /// This cache's own targeted field (lower-case, "" for none), RFC 9213.
+    pub targeted: &'a str,
+    /// Stale windows (seconds) for responses that name none: the "out-of-band
+    /// contract" of RFC 9111 §4.2.4.
+    pub stale_while_revalidate: u64,
+    pub stale_if_error: u64,
 }
 
 /// Decides whether a response may be stored and for how long. `now` is Unix seconds.
@@ -189,7 +211,9 @@ pub fn decide_response(
     if !policy.cacheable_statuses.contains(&status) {
         return refuse(Status);
     }
-    let cc = CacheControl::parse(&values(headers, "cache-control"));
+    // RFC 9213: a targeted field, when valid, replaces Cache-Control and Expires
+    // for this cache's decisions.
+    let targeted::Governing { cc, expires_applies } = targeted::governing(headers, policy.targeted);
     // RFC 9111 §3: "the no-store cache directive is not present in the response".
     if cc.no_store {
         return refuse(NoStore);
@@ -213,7 +237,7 @@ pub fn decide_response(
     if vary.iter().any(|v| v == "*") {
         return refuse(VaryStar);
     }
-    let lifetime = freshness_lifetime(&cc, headers, policy.default_ttl, now);
+    let lifetime = freshness_lifetime(&cc, expires_applies, headers, policy.default_ttl, now);
     let initial_age = initial_age(headers);
     let ttl = lifetime.saturating_sub(initial_age);
     if ttl == 0 {
@@ -223,6 +247,27 @@ pub fn decide_response(
         ttl,
         initial_age,
         vary,
+        stale: stale_windows(&cc, policy),
+    }
+}
+
+/// How long a stored response may be served stale.
+fn stale_windows(cc: &CacheControl, policy: &StoragePolicy<'_>) -> StaleWindows {
+    // RFC 9111 §5.2.2.2 must-revalidate: "once the response has become stale, a
+    // cache MUST NOT reuse that response to satisfy another request until it has
+    // been successfully validated by the origin"; §5.2.2.8 proxy-revalidate and
+    // §5.2.2.10 s-maxage ("also implies the semantics of the proxy-revalidate
+    // response directive") say the same to a shared cache; §5.2.2.4 no-cache
+    // forbids even fresh reuse without validation.
+    if cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.is_some() || cc.no_cache {
+        return StaleWindows { while_revalidate: 0, if_error: 0, forbidden: true };
+    }
+    let seconds = |n: u64| n.min(u64::from(u32::MAX)) as u32;
+    // RFC 5861 §3, §4: the response's own windows; without them, the configured ones.
+    StaleWindows {
+        while_revalidate: seconds(cc.stale_while_revalidate.unwrap_or(policy.stale_while_revalidate)),
+        if_error: seconds(cc.stale_if_error.unwrap_or(policy.stale_if_error)),
+        forbidden: false,
     }
 }
 
@@ -235,6 +280,7 @@ pub fn decide_response(
 /// might be applicable".
 fn freshness_lifetime(
     cc: &CacheControl,
+    expires_applies: bool,
     headers: &[(String, Vec<u8>)],
     default_ttl: u64,
     now: u64,
@@ -245,7 +291,7 @@ fn freshness_lifetime(
     if let Some(m) = cc.max_age {
         return m;
     }
-    let expires = values(headers, "expires");
+    let expires = if expires_applies { values(headers, "expires") } else { Vec::new() };
     if let Some(first) = expires.first() {
         // RFC 9111 §5.3: "A cache recipient MUST interpret invalid date formats,
         // especially the value "0", as representing a time in the past".
@@ -300,7 +346,7 @@ pub fn vary_digest(request_headers: &[(String, Vec<u8>)], vary: &[String]) -> [u
 pub fn parse_http_date(raw: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(raw).ok()?.trim();
     let parts: Vec<&str> = text
-        .split(|c: char| c == ' ' || c == ',')
+        .split([' ', ','])
         .filter(|p| !p.is_empty())
         .collect();
     let (day, month, year, time) = match parts.as_slice() {
@@ -362,6 +408,9 @@ mod tests {
         let policy = StoragePolicy {
             cacheable_statuses: STATUSES,
             default_ttl: 30,
+            targeted: "post-cache-control",
+            stale_while_revalidate: 0,
+            stale_if_error: 0,
         };
         decide_response(status, &h(pairs), &policy, NOW)
     }
@@ -465,7 +514,7 @@ mod tests {
     #[test]
     fn request_decisions() {
         use RequestDecision::*;
-        let d = |candidate, pairs: &[(&str, &str)], mode| decide_request(candidate, &h(pairs), mode);
+        let d = |candidate, pairs: &[(&str, &str)], mode| decide_request("POST", candidate, &h(pairs), mode);
         let bypass = CredentialMode::Bypass;
         let scoped = CredentialMode::Scoped;
         assert_eq!(d(false, &[], bypass), Bypass(BypassReason::Method));
@@ -483,6 +532,84 @@ mod tests {
             d(true, &[("cache-control", "only-if-cached")], bypass),
             Lookup { only_if_cached: true, scoped: false }
         );
+    }
+
+    fn windows(s: Storability) -> StaleWindows {
+        match s {
+            Storability::Store { stale, .. } => stale,
+            other => panic!("expected Store, got {other:?}"),
+        }
+    }
+
+    fn decide_with(pairs: &[(&str, &str)], swr: u64, sie: u64) -> Storability {
+        let policy = StoragePolicy {
+            cacheable_statuses: STATUSES,
+            default_ttl: 30,
+            targeted: "post-cache-control",
+            stale_while_revalidate: swr,
+            stale_if_error: sie,
+        };
+        decide_response(200, &h(pairs), &policy, NOW)
+    }
+
+    #[test]
+    fn rfc_5861_directives_set_the_stale_windows_over_the_configured_ones() {
+        let w = windows(decide_with(&[("cache-control", "max-age=60, stale-while-revalidate=30, stale-if-error=600")], 5, 7));
+        assert_eq!(w, StaleWindows { while_revalidate: 30, if_error: 600, forbidden: false });
+        let only_swr = windows(decide_with(&[("cache-control", "max-age=60, stale-while-revalidate=30")], 5, 7));
+        assert_eq!(only_swr, StaleWindows { while_revalidate: 30, if_error: 7, forbidden: false });
+        let configured = windows(decide_with(&[("cache-control", "max-age=60")], 5, 7));
+        assert_eq!(configured, StaleWindows { while_revalidate: 5, if_error: 7, forbidden: false });
+        let none = windows(decide_with(&[("cache-control", "max-age=60")], 0, 0));
+        assert_eq!(none, StaleWindows::default());
+    }
+
+    #[test]
+    fn must_revalidate_proxy_revalidate_and_s_maxage_forbid_stale_whatever_the_variables_say() {
+        let forbidden = StaleWindows { while_revalidate: 0, if_error: 0, forbidden: true };
+        for cc in [
+            "max-age=60, must-revalidate, stale-if-error=600",
+            "max-age=60, proxy-revalidate",
+            "s-maxage=60, stale-while-revalidate=30",
+        ] {
+            assert_eq!(windows(decide_with(&[("cache-control", cc)], 100, 100)), forbidden, "{cc}");
+        }
+    }
+
+    #[test]
+    fn cdn_cache_control_governs_over_cache_control_and_the_own_field_over_both() {
+        let browser_only = [("cache-control", "no-store"), ("cdn-cache-control", "max-age=90")];
+        assert_eq!(ttl(decide(200, &browser_only)), 90);
+        let own = [("cache-control", "max-age=5"), ("cdn-cache-control", "max-age=90"), ("Post-Cache-Control", "max-age=300, stale-if-error=60")];
+        assert_eq!(ttl(decide(200, &own)), 300);
+        assert_eq!(windows(decide(200, &own)).if_error, 60);
+        // The targeted field forbids storing even where Cache-Control allows it.
+        let cdn_no_store = [("cache-control", "max-age=60"), ("cdn-cache-control", "no-store")];
+        assert_eq!(decide(200, &cdn_no_store), Storability::DoNotStore(NotStoredReason::NoStore));
+        // An invalid targeted field is ignored, and Cache-Control governs again.
+        let invalid = [("cache-control", "max-age=60"), ("cdn-cache-control", "max-age=\"90")];
+        assert_eq!(ttl(decide(200, &invalid)), 60);
+    }
+
+    #[test]
+    fn a_targeted_field_makes_expires_not_count() {
+        let expires_in_100 = "Tue, 14 Nov 2023 22:15:00 GMT";
+        // Without a lifetime in the targeted field, the default applies, not Expires.
+        assert_eq!(ttl(decide(200, &[("expires", expires_in_100), ("cdn-cache-control", "public")])), 30);
+        assert_eq!(ttl(decide(200, &[("expires", expires_in_100)])), 100);
+    }
+
+    #[test]
+    fn conditionals_the_cache_cannot_answer_go_around_it() {
+        let d = |method, pairs: &[(&str, &str)]| decide_request(method, true, &h(pairs), CredentialMode::Bypass);
+        let conditional = RequestDecision::Bypass(BypassReason::Conditional);
+        assert_eq!(d("POST", &[("if-none-match", "\"a\"")]), conditional);
+        assert_eq!(d("POST", &[("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]), conditional);
+        assert_eq!(d("QUERY", &[("if-match", "\"a\"")]), conditional);
+        assert_eq!(d("GET", &[("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]), conditional);
+        let lookup = RequestDecision::Lookup { only_if_cached: false, scoped: false };
+        assert_eq!(d("QUERY", &[("if-none-match", "\"a\"")]), lookup);
+        assert_eq!(d("GET", &[("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]), lookup);
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! Spin KV has no TTL, so freshness lives in the record. A record that fails to
 //! decode for any reason is a miss, never an error and never a replay.
 //!
-//! Layout of version 2 (integers little-endian):
+//! Layout of version 3 (integers little-endian):
 //! ```text
 //! "PCR" version:u8 checksum:u64         covers every byte after it (cache::checksum)
 //! stored_at:u64 fresh_until:u64         Unix seconds
+//! stale_while_revalidate:u32            seconds past fresh_until it may be served
+//! stale_if_error:u32                      stale, and when the origin errs
+//! flags:u8                              bit 0: never serve stale (must-revalidate, …)
+//! mark_until:u64 mark_token:u64         "being fetched" mark (cache::mark); 0: none
 //! initial_age:u32 status:u16
 //! request_digest:[32]                   SHA-256 of the request body as keyed
 //! vary_digest:[32]                      see policy::vary_digest
@@ -20,28 +24,49 @@
 //! replayed: a reader that does not know it treats the record as unusable (a
 //! miss); other unknown tags are skipped.
 //!
-//! Version 1 is version 2 without `body_len` (the body is the rest) and without
-//! extensions; it still decodes.
+//! Version 2 is version 3 without the stale windows, flags and mark; version 1 is
+//! version 2 without `body_len` (the body is the rest) and without extensions.
+//! Both still decode, with no stale windows: they are served fresh or not at all.
+//! The mark sits at a fixed offset so that setting it rewrites no other byte.
 
 use super::checksum::checksum;
 use super::digest::Digest32;
+use super::mark::Mark;
 use crate::protocol::jsonrpc::IdSlot;
 
 const MAGIC: &[u8; 3] = b"PCR";
 /// The version this build writes.
-pub const RECORD_VERSION: u8 = 2;
+pub const RECORD_VERSION: u8 = 3;
 /// Set on extension tags a reader must understand to replay the record.
 pub const CRITICAL: u16 = 0x8000;
 /// JSON-RPC id slots: count:u32 { offset:u32 len:u32 call:u32 }*.
 pub const EXT_ID_SLOTS: u16 = CRITICAL | 1;
 const CHECKSUM_AT: usize = 4;
 const CHECKSUM_COVERS_FROM: usize = 12;
+/// Where version 3 keeps the mark: after magic, version, checksum, the two times,
+/// the two windows and the flags.
+const MARK_AT: usize = 4 + 8 + 8 + 8 + 4 + 4 + 1;
+const FLAG_STALE_FORBIDDEN: u8 = 1;
+
+/// How long past its freshness a record may still be served (RFC 5861), decided
+/// when it is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StaleWindows {
+    /// Seconds it may be served stale while one request refreshes it.
+    pub while_revalidate: u32,
+    /// Seconds it may be served stale when the origin fails.
+    pub if_error: u32,
+    /// `must-revalidate`, `proxy-revalidate`, `s-maxage` or `no-cache`: never
+    /// stale, whatever a client's `max-stale` or `stale-if-error` says.
+    pub forbidden: bool,
+}
 
 /// Everything stored about a response besides its headers and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMeta {
     pub stored_at: u64,
     pub fresh_until: u64,
+    pub stale: StaleWindows,
     pub initial_age: u32,
     pub status: u16,
     pub request_digest: Digest32,
@@ -57,12 +82,14 @@ pub struct Record<'a> {
     pub body: &'a [u8],
     /// Where the JSON-RPC ids sit in `body`; empty for other records.
     pub id_slots: Vec<IdSlot>,
+    /// Someone is fetching a fresh answer for this key (version 3 only).
+    pub mark: Option<Mark>,
 }
 
 impl Record<'_> {
     /// RFC 9111 §4.2.3 `current_age`: the age it arrived with plus time resident here.
     pub fn age(&self, now: u64) -> u64 {
-        u64::from(self.meta.initial_age) + now.saturating_sub(self.meta.stored_at)
+        u64::from(self.meta.initial_age).saturating_add(now.saturating_sub(self.meta.stored_at))
     }
 
     /// Seconds of freshness left at `now` (0 once stale).
@@ -102,7 +129,7 @@ impl RecordBuilder {
         max_len: usize,
     ) -> Option<Self> {
         // The fixed fields, body_len and the (empty) extension count.
-        let head_len: usize = 4 + 8 + 8 + 8 + 4 + 2 + 32 + 32 + 2 + 2 + 4 + 2
+        let head_len: usize = MARK_AT + 16 + 4 + 2 + 32 + 32 + 2 + 2 + 4 + 2
             + meta.vary.iter().map(|v| 2 + v.len()).sum::<usize>()
             + headers.iter().map(|(n, v)| 6 + n.len() + v.len()).sum::<usize>();
         if head_len > max_len
@@ -117,6 +144,10 @@ impl RecordBuilder {
         buf.extend_from_slice(&[0; 8]);
         buf.extend_from_slice(&meta.stored_at.to_le_bytes());
         buf.extend_from_slice(&meta.fresh_until.to_le_bytes());
+        buf.extend_from_slice(&meta.stale.while_revalidate.to_le_bytes());
+        buf.extend_from_slice(&meta.stale.if_error.to_le_bytes());
+        buf.push(if meta.stale.forbidden { FLAG_STALE_FORBIDDEN } else { 0 });
+        buf.extend_from_slice(&[0; 16]); // no mark
         buf.extend_from_slice(&meta.initial_age.to_le_bytes());
         buf.extend_from_slice(&meta.status.to_le_bytes());
         buf.extend_from_slice(&meta.request_digest);
@@ -191,6 +222,20 @@ pub fn seal(bytes: &mut [u8]) {
     }
 }
 
+/// A copy of an encoded record carrying `mark` (or none), every other byte the
+/// same; `None` for versions before 3, which have no room for it.
+pub fn with_mark(bytes: &[u8], mark: Option<Mark>) -> Option<Vec<u8>> {
+    if bytes.len() < MARK_AT + 16 || &bytes[..3] != MAGIC || bytes[3] != 3 {
+        return None;
+    }
+    let mut copy = bytes.to_vec();
+    let (until, token) = mark.map_or((0, 0), |m| (m.until, m.token));
+    copy[MARK_AT..MARK_AT + 8].copy_from_slice(&until.to_le_bytes());
+    copy[MARK_AT + 8..MARK_AT + 16].copy_from_slice(&token.to_le_bytes());
+    seal(&mut copy);
+    Some(copy)
+}
+
 fn put_u16_field(buf: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
     buf.extend_from_slice(&u16::try_from(bytes.len()).ok()?.to_le_bytes());
     buf.extend_from_slice(bytes);
@@ -203,8 +248,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         return Err(DecodeError::NotARecord);
     }
     match bytes[3] {
-        1 => decode_versioned(bytes, 1),
-        2 => decode_versioned(bytes, 2),
+        version @ 1..=3 => decode_versioned(bytes, version),
         other => Err(DecodeError::UnsupportedVersion(other)),
     }
 }
@@ -217,6 +261,17 @@ fn decode_versioned(bytes: &[u8], version: u8) -> Result<Record<'_>, DecodeError
     }
     let stored_at = u64::from_le_bytes(r.array()?);
     let fresh_until = u64::from_le_bytes(r.array()?);
+    let (stale, mark) = if version >= 3 {
+        let while_revalidate = u32::from_le_bytes(r.array()?);
+        let if_error = u32::from_le_bytes(r.array()?);
+        let [flags] = r.array()?;
+        let until = u64::from_le_bytes(r.array()?);
+        let token = u64::from_le_bytes(r.array()?);
+        let forbidden = flags & FLAG_STALE_FORBIDDEN != 0;
+        (StaleWindows { while_revalidate, if_error, forbidden }, (until != 0).then_some(Mark { until, token }))
+    } else {
+        (StaleWindows::default(), None)
+    };
     let initial_age = u32::from_le_bytes(r.array()?);
     let status = u16::from_le_bytes(r.array()?);
     let request_digest = r.array()?;
@@ -247,6 +302,7 @@ fn decode_versioned(bytes: &[u8], version: u8) -> Result<Record<'_>, DecodeError
         meta: RecordMeta {
             stored_at,
             fresh_until,
+            stale,
             initial_age,
             status,
             request_digest,
@@ -256,6 +312,7 @@ fn decode_versioned(bytes: &[u8], version: u8) -> Result<Record<'_>, DecodeError
         headers,
         body,
         id_slots,
+        mark,
     })
 }
 
@@ -318,6 +375,7 @@ mod tests {
         RecordMeta {
             stored_at: 1_700_000_000,
             fresh_until: 1_700_000_060,
+            stale: StaleWindows { while_revalidate: 30, if_error: 600, forbidden: false },
             initial_age: 5,
             status: 200,
             request_digest: [1; 32],
@@ -348,10 +406,10 @@ mod tests {
         encode_with(body, &[])
     }
 
-    /// A version 1 record as the previous release wrote it.
-    fn v1_record(body: &[u8]) -> Vec<u8> {
+    /// A version 1 or 2 record as earlier releases wrote it.
+    fn old_record(version: u8, body: &[u8]) -> Vec<u8> {
         let m = meta();
-        let mut buf = b"PCR\x01".to_vec();
+        let mut buf = vec![b'P', b'C', b'R', version];
         buf.extend_from_slice(&[0; 8]);
         buf.extend_from_slice(&m.stored_at.to_le_bytes());
         buf.extend_from_slice(&m.fresh_until.to_le_bytes());
@@ -369,19 +427,47 @@ mod tests {
             buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
             buf.extend_from_slice(&value);
         }
+        if version == 2 {
+            buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        }
         buf.extend_from_slice(body);
+        if version == 2 {
+            buf.extend_from_slice(&0u16.to_le_bytes());
+        }
         seal(&mut buf);
         buf
     }
 
     #[test]
-    fn version_1_records_still_decode_with_no_extensions() {
-        let bytes = v1_record(b"old body");
-        let record = decode(&bytes).unwrap();
-        assert_eq!(record.meta, meta());
-        assert_eq!(record.body, b"old body");
-        assert_eq!(record.headers.len(), headers().len());
-        assert!(record.id_slots.is_empty());
+    fn version_1_and_2_records_still_decode_with_no_stale_windows_and_no_mark() {
+        for version in [1, 2] {
+            let bytes = old_record(version, b"old body");
+            let record = decode(&bytes).unwrap();
+            assert_eq!(record.meta, RecordMeta { stale: StaleWindows::default(), ..meta() });
+            assert_eq!(record.body, b"old body");
+            assert_eq!(record.headers.len(), headers().len());
+            assert!(record.id_slots.is_empty());
+            assert_eq!(record.mark, None);
+            assert_eq!(with_mark(&bytes, Some(Mark { until: 1, token: 2 })), None, "no room for a mark");
+        }
+    }
+
+    #[test]
+    fn stale_windows_round_trip_and_a_mark_changes_nothing_else() {
+        let forbidden = RecordMeta { stale: StaleWindows { forbidden: true, ..meta().stale }, ..meta() };
+        let mut b = RecordBuilder::new(&forbidden, &headers(), 4, 1 << 20).unwrap();
+        assert!(b.push_body(b"body"));
+        let bytes = b.finish(&[]).0;
+        let plain = decode(&bytes).unwrap();
+        assert_eq!(plain.meta, forbidden);
+        assert_eq!(plain.mark, None);
+        let mark = Mark { until: 1_700_000_100, token: 0xfeed };
+        let marked_bytes = with_mark(&bytes, Some(mark)).unwrap();
+        let marked = decode(&marked_bytes).unwrap();
+        assert_eq!(marked.mark, Some(mark));
+        assert_eq!((marked.meta, marked.headers, marked.body), (plain.meta.clone(), plain.headers.clone(), plain.body));
+        let cleared = with_mark(&marked_bytes, None).unwrap();
+        assert_eq!(cleared, bytes, "clearing the mark restores the record byte for byte");
     }
 
     #[test]
@@ -463,17 +549,17 @@ mod tests {
         old[3] = 0;
         assert_eq!(decode(&old), Err(DecodeError::UnsupportedVersion(0)));
         let mut future = encode(b"x");
-        future[3] = 3;
-        assert_eq!(decode(&future), Err(DecodeError::UnsupportedVersion(3)));
+        future[3] = 4;
+        assert_eq!(decode(&future), Err(DecodeError::UnsupportedVersion(4)));
         assert_eq!(decode(b"{\"json\":1}"), Err(DecodeError::NotARecord));
         assert_eq!(decode(b""), Err(DecodeError::NotARecord));
     }
 
     #[test]
     fn builder_refuses_body_past_the_limit() {
-        let mut b = RecordBuilder::new(&meta(), &headers(), 0, 220).unwrap();
+        let mut b = RecordBuilder::new(&meta(), &headers(), 0, 260).unwrap();
         // The record ends with a two-byte extension count.
-        let head = 220 - b.buf.len() - 2;
+        let head = 260 - b.buf.len() - 2;
         assert!(b.push_body(&vec![0; head]));
         assert!(!b.push_body(&[0]));
         assert_eq!(b.body().len(), head);

@@ -25,7 +25,7 @@ pub async fn streaming<B: BodySource, O: Origin>(
     };
     let body = OutboundBody::Streamed { prefix, rest: &mut request.body };
     match origin.send(head, body).await {
-        Ok(response) => relay(response, client, outcome, &[]).await,
+        Ok(response) => relay(config, response, client, outcome, &[]).await,
         Err(e) => origin_failed(config, client, Fwd::Bypass, e).await,
     }
 }
@@ -39,10 +39,19 @@ pub async fn buffered<B: BodySource, O: Origin>(
     client: impl Client,
     outcome: Outcome,
 ) {
-    match send(config, request, body, origin, false).await {
-        Ok(response) => relay(response, client, outcome, &[]).await,
+    match send(config, request, body, origin, false, Conditionals::Client).await {
+        Ok(response) => relay(config, response, client, outcome, &[]).await,
         Err(e) => origin_failed(config, client, Fwd::Bypass, e).await,
     }
+}
+
+/// Which `If-None-Match` / `If-Modified-Since` go to the origin.
+#[derive(Clone, Copy)]
+pub enum Conditionals<'a> {
+    /// The client's, if it sent any.
+    Client,
+    /// The stored record's validators, in place of the client's.
+    Ours(&'a [(String, Vec<u8>)]),
 }
 
 /// Sends a fully read request body, with its exact `content-length`; with
@@ -55,8 +64,15 @@ pub async fn send<B: BodySource, O: Origin>(
     bytes: &[u8],
     origin: &O,
     identity: bool,
+    conditionals: Conditionals<'_>,
 ) -> Result<OriginResponse<O::Body>, OriginError> {
     let mut headers = headers::for_origin(&request.headers, true);
+    if let Conditionals::Ours(validators) = conditionals {
+        headers.retain(|(name, _)| {
+            !name.eq_ignore_ascii_case("if-none-match") && !name.eq_ignore_ascii_case("if-modified-since")
+        });
+        headers.extend(validators.iter().cloned());
+    }
     if identity {
         headers.retain(|(name, _)| !name.eq_ignore_ascii_case("accept-encoding"));
         headers.push(("accept-encoding".into(), b"identity".to_vec()));
@@ -72,13 +88,15 @@ pub async fn send<B: BodySource, O: Origin>(
 
 /// Streams an origin response to the client: `prefix` (already read) first,
 /// then the rest. A body that fails midway aborts the client's response.
+/// Targeted cache-control fields (RFC 9213) were for this cache and stay here.
 pub async fn relay<B: BodySource>(
+    config: &Config,
     mut response: OriginResponse<B>,
     client: impl Client,
     outcome: Outcome,
     prefix: &[u8],
 ) {
-    let mut head = headers::for_client(&response.headers, &[]);
+    let mut head = headers::for_client(&response.headers, &config.targeted_fields());
     push_status(&mut head, outcome);
     let result = async {
         let mut sink = client.respond(response.status, head)?;

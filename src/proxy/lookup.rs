@@ -1,72 +1,118 @@
-//! The hit path: whether the stored record may answer, and replaying it.
+//! The hit path: whether the stored record belongs to this request, and
+//! replaying it (or `304 Not Modified` to a client whose validator matches).
 
 use super::keying::Keyed;
-use super::{push_length, push_status, report};
+use super::{collapse::Held, push_length, push_status, report, Flow};
 use crate::body::{respond_full, Client};
+use crate::cache::conditional;
 use crate::cache::headers::HeaderList;
+use crate::cache::mark::Mark;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::vary_digest;
 use crate::cache::record::{self, Record};
 use crate::protocol::{jsonrpc, AnswerCheck};
 use std::borrow::Cow;
 
-/// A stored record that may answer this request, and the body to answer with.
+/// A stored record written for this request (its body, id slots and `Vary`-ed
+/// headers match), and the body to answer with. Fresh or not is for
+/// `cache::freshness` to say.
 pub struct Usable<'a> {
     pub record: Record<'a>,
     /// The stored body, or for JSON-RPC a copy carrying this request's ids.
     pub body: Cow<'a, [u8]>,
 }
 
-/// The stored record if it may answer this request, or why the request goes forward.
-pub fn usable_record<'a>(
-    stored: Option<&'a [u8]>,
-    keyed: &Keyed,
-    request_headers: &[(String, Vec<u8>)],
-    now: u64,
-) -> Result<Usable<'a>, Fwd> {
-    let stored = stored.ok_or(Fwd::UriMiss)?;
+/// What the key holds for this request.
+pub enum Found<'a> {
+    Record(Usable<'a>),
+    /// Nothing usable: why the request is forwarded, and what holds the key.
+    Nothing { fwd: Fwd, held: Held<'a> },
+}
+
+/// Examines what the store returned under the key.
+pub fn examine<'a>(stored: Option<&'a [u8]>, keyed: &Keyed, request_headers: &[(String, Vec<u8>)]) -> Found<'a> {
+    let Some(stored) = stored else {
+        return Found::Nothing { fwd: Fwd::UriMiss, held: Held::Empty };
+    };
+    let unusable = Found::Nothing { fwd: Fwd::UriMiss, held: Held::Unusable };
+    if let Some(mark) = Mark::decode(stored) {
+        return Found::Nothing { fwd: Fwd::UriMiss, held: Held::Mark(mark) };
+    }
     // A record that does not decode, or was written for another body, is a
     // miss; storing the fresh answer overwrites it.
-    let rec = record::decode(stored).map_err(|e| {
-        eprintln!("post-cache: unusable record replaced: {e:?}");
-        Fwd::UriMiss
-    })?;
+    let rec = match record::decode(stored) {
+        Ok(rec) => rec,
+        Err(e) => {
+            eprintln!("post-cache: unusable record replaced: {e:?}");
+            return unusable;
+        }
+    };
     if rec.meta.request_digest != keyed.body_digest {
         eprintln!("post-cache: record for another body replaced");
-        return Err(Fwd::UriMiss);
+        return unusable;
     }
     // A JSON-RPC answer is replayed only with its id slots, and only JSON-RPC
     // answers have them.
     if matches!(keyed.check, AnswerCheck::JsonRpc(_)) == rec.id_slots.is_empty() {
         eprintln!("post-cache: record without the id slots its request needs replaced");
-        return Err(Fwd::UriMiss);
+        return unusable;
     }
     if rec.meta.vary_digest != vary_digest(request_headers, &rec.meta.vary) {
-        return Err(Fwd::VaryMiss);
-    }
-    if rec.ttl(now) == 0 {
-        return Err(Fwd::Stale);
+        return Found::Nothing { fwd: Fwd::VaryMiss, held: Held::Unusable };
     }
     let body = match &keyed.check {
         AnswerCheck::JsonRpc(request) => match jsonrpc::splice_ids(rec.body, &rec.id_slots, &request.ids) {
             Some(spliced) => Cow::Owned(spliced),
             None => {
                 eprintln!("post-cache: record whose id slots do not fit replaced");
-                return Err(Fwd::UriMiss);
+                return unusable;
             }
         },
         _ => Cow::Borrowed(rec.body),
     };
-    Ok(Usable { record: rec, body })
+    Found::Record(Usable { record: rec, body })
 }
 
 /// Answers from a stored record: its status and header lines in order, its body
 /// and `Age`.
-pub async fn replay(client: impl Client, usable: &Usable<'_>, now: u64) {
+pub async fn replay<B, S, O>(flow: &Flow<'_, B, S, O>, client: impl Client, usable: &Usable<'_>, outcome: Outcome) {
     let rec = &usable.record;
-    let mut head: HeaderList = rec.headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
-    head.push(("age".into(), rec.age(now).to_string().into_bytes()));
-    push_length(&mut head, rec.meta.status, usable.body.len());
-    push_status(&mut head, Outcome::Hit { ttl: rec.ttl(now) });
-    report(respond_full(client, rec.meta.status, head, &usable.body).await);
+    let stored = StoredAnswer { status: rec.meta.status, headers: &rec.headers, age: rec.age(flow.now), body: &usable.body };
+    answer_stored(flow, client, &stored, outcome).await
+}
+
+/// A stored response about to be sent.
+pub struct StoredAnswer<'a> {
+    pub status: u16,
+    pub headers: &'a [(&'a str, &'a [u8])],
+    pub age: u64,
+    pub body: &'a [u8],
+}
+
+/// Sends a stored response, or `304 Not Modified` when the client's own
+/// `If-None-Match` / `If-Modified-Since` matches it (GET, HEAD and QUERY only;
+/// a POST carrying them was forwarded). Targeted cache-control fields stay here.
+pub async fn answer_stored<B, S, O>(flow: &Flow<'_, B, S, O>, client: impl Client, stored: &StoredAnswer<'_>, outcome: Outcome) {
+    let targeted = flow.config.targeted_fields();
+    let relayed = |name: &str| !targeted.iter().any(|t| !t.is_empty() && name.eq_ignore_ascii_case(t));
+    let method = flow.request.method.as_str();
+    // RFC 9111 §4.3.2: "A cache that receives a conditional request ... can
+    // evaluate the conditions using the stored response"; only a 200 has a
+    // selected representation to compare.
+    if stored.status == 200
+        && conditional::revalidates(method)
+        && conditional::not_modified(&flow.request.headers, stored.headers)
+    {
+        let mut head = conditional::not_modified_headers(stored.headers);
+        head.retain(|(n, _)| relayed(n));
+        head.push(("age".into(), stored.age.to_string().into_bytes()));
+        push_status(&mut head, outcome);
+        return report(respond_full(client, 304, head, b"").await);
+    }
+    let mut head: HeaderList =
+        stored.headers.iter().filter(|(n, _)| relayed(n)).map(|(n, v)| (n.to_string(), v.to_vec())).collect();
+    head.push(("age".into(), stored.age.to_string().into_bytes()));
+    push_length(&mut head, stored.status, stored.body.len());
+    push_status(&mut head, outcome);
+    report(respond_full(client, stored.status, head, stored.body).await);
 }

@@ -1,67 +1,206 @@
-//! The miss path: forward the fully read request, decide whether the answer may
-//! be stored, capture it into a record, write it, and answer from the same buffer.
+//! The miss path: forward the fully read request (with the stale record's
+//! validators when it has them), decide whether the answer may be stored,
+//! capture it into a record, write it, and answer from the same buffer. A stale
+//! record stands in when the origin fails and it may (stale-if-error), and is
+//! refreshed in place when the origin answers 304.
 
-use super::forward::{self, relay, send};
-use super::keying::Keyed;
-use super::{content_length, forget, log_store_error, push_length, push_status, report, ClientRequest};
+use super::forward::{self, relay, send, Conditionals};
+use super::lookup::{self, StoredAnswer, Usable};
+use super::{content_length, forget, log_store_error, push_length, push_status, report, Flow};
 use crate::body::{respond_full, BodySource, Client};
+use crate::cache::conditional;
 use crate::cache::headers::{self, HeaderList};
+use crate::cache::key::persisted_marker_key;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_response, vary_digest, NotStoredReason, Storability, StoragePolicy};
-use crate::cache::record::{RecordBuilder, RecordMeta};
+use crate::cache::record::{RecordBuilder, RecordMeta, StaleWindows};
 use crate::config::Config;
-use crate::origin::{Origin, OriginResponse};
-use crate::cache::key::persisted_marker_key;
+use crate::origin::{Origin, OriginError, OriginResponse};
 use crate::protocol::{self, AnswerCheck, Persisted};
 use crate::store::Store;
 
+/// What the key held before this fetch.
+#[derive(Clone, Copy)]
+pub enum Prior<'a> {
+    /// No record for this request; `replaceable` when something else (a corrupt
+    /// or mismatched record, another request's mark) sits under the key and is
+    /// deleted if the answer is not stored.
+    Nothing { replaceable: bool },
+    /// This request's record, stale or refused by the client's directives.
+    /// `background` for a refresh after a stale answer: no client waits for it,
+    /// so the client's own conditionals are not sent on.
+    Stale { usable: &'a Usable<'a>, serve_on_error: bool, background: bool },
+}
+
+impl Prior<'_> {
+    /// Whether the record under the key is deleted when an answer with `status`
+    /// is not stored. A stale record outlives errors (it may serve the next
+    /// one) and a 304 that answered the client's own validator.
+    fn forgotten_on(&self, status: u16) -> bool {
+        match self {
+            Prior::Nothing { replaceable } => *replaceable,
+            Prior::Stale { .. } => status < 500 && status != 304,
+        }
+    }
+}
+
+/// RFC 5861 §4: the errors stale-if-error covers: "An error is any situation
+/// that would result in a 500, 502, 503, or 504 HTTP response status code being
+/// returned."
+fn origin_erred(status: u16) -> bool {
+    matches!(status, 500 | 502 | 503 | 504)
+}
+
+pub fn storage_policy(config: &Config) -> StoragePolicy<'_> {
+    StoragePolicy {
+        cacheable_statuses: &config.cacheable_statuses,
+        default_ttl: config.default_ttl,
+        targeted: &config.targeted_cache_control,
+        stale_while_revalidate: config.stale_while_revalidate,
+        stale_if_error: config.stale_if_error,
+    }
+}
+
 /// Forwards a keyed request whose stored answer could not be used, and stores the
-/// origin's answer when HTTP and the body format allow it.
-#[allow(clippy::too_many_arguments)]
+/// origin's answer when HTTP and the body format allow it. Returns whether a
+/// record was written.
 pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
-    config: &Config,
-    now: u64,
-    request: &ClientRequest<B>,
-    keyed: &Keyed,
-    store: &S,
+    flow: &Flow<'_, B, S, O>,
     fwd: Fwd,
-    replaceable: bool,
-    origin: &O,
+    prior: Prior<'_>,
     client: impl Client,
-) {
+) -> bool {
+    let (config, request, keyed) = (flow.config, flow.request, flow.keyed);
     let reads_answer = !matches!(keyed.check, AnswerCheck::Nothing);
-    let response = match send(config, request, &keyed.body, origin, reads_answer).await {
-        Ok(r) => r,
-        Err(e) => return forward::origin_failed(config, client, fwd, e).await,
+    // RFC 9111 §4.3.1: a stale record's validators go to the origin — unless
+    // the client sent conditionals of its own, which then go on unchanged.
+    let client_conditional = ["if-none-match", "if-modified-since"].iter().any(|n| headers::has(&request.headers, n));
+    let (ours, background) = match prior {
+        Prior::Stale { usable, background, .. } if conditional::revalidates(&request.method) => {
+            let ours = if background || !client_conditional { conditional::validators(&usable.record.headers) } else { HeaderList::new() };
+            (ours, background)
+        }
+        Prior::Stale { background, .. } => (HeaderList::new(), background),
+        Prior::Nothing { .. } => (HeaderList::new(), false),
     };
-    let policy = StoragePolicy { cacheable_statuses: &config.cacheable_statuses, default_ttl: config.default_ttl };
-    let storability = match decide_response(response.status, &response.headers, &policy, now) {
-        Storability::Store { .. } if let Err(reason) = persisted_may_be_stored(store, &keyed.check) => {
+    let conditionals = if background || !ours.is_empty() { Conditionals::Ours(&ours) } else { Conditionals::Client };
+    let response = match send(config, request, &keyed.body, flow.origin, reads_answer, conditionals).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Prior::Stale { usable, serve_on_error: true, .. } = prior {
+                if matches!(e, OriginError::Timeout(_) | OriginError::Unreachable(_)) {
+                    eprintln!("post-cache: origin error {e:?}; answering the stale record (stale-if-error)");
+                    serve_stale(flow, client, usable, fwd, None).await;
+                    return false;
+                }
+            }
+            forward::origin_failed(config, client, fwd, e).await;
+            return false;
+        }
+    };
+    if let Prior::Stale { usable, serve_on_error, .. } = prior {
+        if serve_on_error && origin_erred(response.status) {
+            eprintln!("post-cache: origin answered {}; answering the stale record (stale-if-error)", response.status);
+            serve_stale(flow, client, usable, fwd, Some(response.status)).await;
+            return false;
+        }
+        if response.status == 304 && !ours.is_empty() {
+            return revalidated(flow, fwd, usable, &response.headers, client).await;
+        }
+    }
+    let storability = match decide_response(response.status, &response.headers, &storage_policy(config), flow.now) {
+        Storability::Store { .. } if let Err(reason) = persisted_may_be_stored(flow.store, &keyed.check) => {
             Storability::DoNotStore(reason)
         }
         storability => storability,
     };
     match storability {
         Storability::DoNotStore(reason) => {
-            if replaceable {
-                forget(store, &keyed.kv_key);
+            if prior.forgotten_on(response.status) {
+                forget(flow.store, &keyed.kv_key);
             }
-            relay(response, client, Outcome::Forwarded { fwd, stored: Err(reason) }, &[]).await
+            relay(config, response, client, Outcome::Forwarded { fwd, stored: Err(reason) }, &[]).await;
+            false
         }
-        Storability::Store { ttl, initial_age, vary } => {
-            let meta = RecordMeta {
-                stored_at: now,
-                fresh_until: now + ttl,
-                initial_age: initial_age.min(u64::from(u32::MAX)) as u32,
-                status: response.status,
-                request_digest: keyed.body_digest,
-                vary_digest: vary_digest(&request.headers, &vary),
-                vary,
-            };
-            let entry = Entry { store, keyed, meta, fwd, replaceable };
-            capture_and_store(config, response, entry, client).await
+        Storability::Store { ttl, initial_age, vary, stale } => {
+            let meta = record_meta(flow, response.status, ttl, initial_age, vary, stale);
+            let entry = Entry { flow, meta, fwd, prior };
+            capture_and_store(entry, response, client).await
         }
     }
+}
+
+/// The record head for a storable answer to this request.
+fn record_meta<B, S, O>(
+    flow: &Flow<'_, B, S, O>,
+    status: u16,
+    ttl: u64,
+    initial_age: u64,
+    vary: Vec<String>,
+    stale: StaleWindows,
+) -> RecordMeta {
+    RecordMeta {
+        stored_at: flow.now,
+        fresh_until: flow.now + ttl,
+        stale,
+        initial_age: initial_age.min(u64::from(u32::MAX)) as u32,
+        status,
+        request_digest: flow.keyed.body_digest,
+        vary_digest: vary_digest(&flow.request.headers, &vary),
+        vary,
+    }
+}
+
+/// Answers with the stale record in place of the origin's failure.
+async fn serve_stale<B, S, O>(flow: &Flow<'_, B, S, O>, client: impl Client, usable: &Usable<'_>, fwd: Fwd, fwd_status: Option<u16>) {
+    let ttl = usable.record.meta.fresh_until as i64 - flow.now as i64;
+    lookup::replay(flow, client, usable, Outcome::StaleOnError { fwd, fwd_status, ttl }).await
+}
+
+/// The origin answered 304 to the record's validators: RFC 9111 §4.3.4, "the
+/// cache MUST use the header fields provided in the 304 (Not Modified) response
+/// to update all instances of the stored response" — headers merged, freshness
+/// computed again from them, the stored body kept — then the full stored
+/// response answers the client.
+async fn revalidated<B: BodySource, S: Store, O: Origin>(
+    flow: &Flow<'_, B, S, O>,
+    fwd: Fwd,
+    usable: &Usable<'_>,
+    not_modified: &[(String, Vec<u8>)],
+    client: impl Client,
+) -> bool {
+    let rec = &usable.record;
+    let merged = conditional::updated_headers(&rec.headers, &headers::for_client(not_modified, &[]), &[]);
+    let kept: HeaderList = merged.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("age")).cloned().collect();
+    let decision = decide_response(rec.meta.status, &merged, &storage_policy(flow.config), flow.now);
+    let (stored, age) = match decision {
+        Storability::Store { ttl, initial_age, vary, stale } => {
+            let meta = record_meta(flow, rec.meta.status, ttl, initial_age, vary, stale);
+            let max = flow.config.max_entry_bytes;
+            let built = RecordBuilder::new(&meta, &kept, rec.body.len(), max)
+                .and_then(|mut builder| builder.push_body(rec.body).then(|| builder.finish(&rec.id_slots)));
+            let stored = match built {
+                Some((bytes, _)) => {
+                    flow.store.set(&flow.keyed.kv_key, &bytes).map_err(|e| {
+                        log_store_error("set", &e);
+                        NotStoredReason::StoreError
+                    })
+                }
+                _ => Err(NotStoredReason::TooLarge),
+            };
+            (stored, initial_age)
+        }
+        Storability::DoNotStore(reason) => (Err(reason), 0),
+    };
+    if stored.is_err() {
+        // The old record's freshness is no longer what the origin says.
+        forget(flow.store, &flow.keyed.kv_key);
+    }
+    let view: Vec<(&str, &[u8])> = kept.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+    let answer = StoredAnswer { status: rec.meta.status, headers: &view, age, body: &usable.body };
+    let ok = stored.is_ok();
+    lookup::answer_stored(flow, client, &answer, Outcome::Revalidated { fwd, stored }).await;
+    ok
 }
 
 /// A persisted query sent as a hash alone may be stored only once its document
@@ -92,21 +231,19 @@ fn mark_persisted_query(store: &impl Store, check: &AnswerCheck) {
 }
 
 /// Where and what a storable miss is written.
-struct Entry<'a, S> {
-    store: &'a S,
-    keyed: &'a Keyed,
+struct Entry<'a, B, S, O> {
+    flow: &'a Flow<'a, B, S, O>,
     meta: RecordMeta,
     fwd: Fwd,
-    /// A stale, mismatched or corrupt record holds the key.
-    replaceable: bool,
+    prior: Prior<'a>,
 }
 
-impl<S: Store> Entry<'_, S> {
-    /// The answer will not be stored: make sure an unusable record under the key
-    /// is not read again.
+impl<B, S: Store, O> Entry<'_, B, S, O> {
+    /// The answer will not be stored: make sure an unusable or outdated record
+    /// under the key is not read again.
     fn abandon(&self) {
-        if self.replaceable {
-            forget(self.store, &self.keyed.kv_key);
+        if self.prior.forgotten_on(self.meta.status) {
+            forget(self.flow.store, &self.flow.keyed.kv_key);
         }
     }
 }
@@ -114,13 +251,13 @@ impl<S: Store> Entry<'_, S> {
 /// Reads a storable response into a record (up to `max_entry_bytes`), checks it
 /// as the body format requires, writes it to the store, then answers from the
 /// same buffer, so `Cache-Status` tells the truth about the write. A body that
-/// outgrows the record is streamed on, not stored.
-async fn capture_and_store<B: BodySource, S: Store>(
-    config: &Config,
-    mut response: OriginResponse<B>,
-    entry: Entry<'_, S>,
+/// outgrows the record is streamed on, not stored. Returns whether it was stored.
+async fn capture_and_store<B: BodySource, S: Store, O: Origin>(
+    entry: Entry<'_, B, S, O>,
+    mut response: OriginResponse<O::Body>,
     client: impl Client,
-) {
+) -> bool {
+    let config = entry.flow.config;
     let too_large = Outcome::Forwarded { fwd: entry.fwd, stored: Err(NotStoredReason::TooLarge) };
     let declared = content_length(&response.headers).unwrap_or(0) as usize;
     let stored_headers = headers::for_client(&response.headers, &["content-length", "age"]);
@@ -128,7 +265,8 @@ async fn capture_and_store<B: BodySource, S: Store>(
         Some(b) if declared <= config.max_entry_bytes => b,
         _ => {
             entry.abandon();
-            return relay(response, client, too_large, &[]).await;
+            relay(config, response, client, too_large, &[]).await;
+            return false;
         }
     };
     loop {
@@ -137,39 +275,51 @@ async fn capture_and_store<B: BodySource, S: Store>(
                 if !builder.push_body(&chunk) {
                     entry.abandon();
                     let prefix = [builder.body(), &chunk].concat();
-                    return relay(response, client, too_large, &prefix).await;
+                    relay(config, response, client, too_large, &prefix).await;
+                    return false;
                 }
             }
             Ok(None) => break,
             Err(e) => {
+                // Nothing was sent yet: a stale record may still stand in.
+                if let Prior::Stale { usable, serve_on_error: true, .. } = entry.prior {
+                    eprintln!("post-cache: the origin's response body failed ({e}); answering the stale record");
+                    serve_stale(entry.flow, client, usable, entry.fwd, None).await;
+                    return false;
+                }
                 let msg = format!("post-cache: the origin's response body failed: {e}\n");
                 let outcome = Outcome::OriginFailed { fwd: entry.fwd, detail: "origin-body" };
-                return forward::plain(client, 502, outcome, &msg).await;
+                forward::plain(client, 502, outcome, &msg).await;
+                return false;
             }
         }
     }
-    let mut head = stored_headers;
+    let mut head = headers::for_client(&stored_headers, &config.targeted_fields());
     if entry.meta.initial_age > 0 {
         head.push(("age".into(), entry.meta.initial_age.to_string().into_bytes()));
     }
-    let id_slots = match protocol::check_answer(&config.protocol, &entry.keyed.check, builder.body()) {
+    let keyed = entry.flow.keyed;
+    let id_slots = match protocol::check_answer(&config.protocol, &keyed.check, builder.body()) {
         Ok(slots) => slots,
         Err(refusal) => {
             entry.abandon();
             let outcome = Outcome::Forwarded { fwd: entry.fwd, stored: Err(NotStoredReason::Answer(refusal)) };
-            return answer(client, entry.meta.status, head, builder.body(), outcome).await;
+            answer(client, entry.meta.status, head, builder.body(), outcome).await;
+            return false;
         }
     };
     let (bytes, body) = builder.finish(&id_slots);
-    let stored = entry.store.set(&entry.keyed.kv_key, &bytes).map_err(|e| {
+    let stored = entry.flow.store.set(&keyed.kv_key, &bytes).map_err(|e| {
         log_store_error("set", &e);
         NotStoredReason::StoreError
     });
     if stored.is_ok() {
-        mark_persisted_query(entry.store, &entry.keyed.check);
+        mark_persisted_query(entry.flow.store, &keyed.check);
     }
+    let ok = stored.is_ok();
     let outcome = Outcome::Forwarded { fwd: entry.fwd, stored };
-    answer(client, entry.meta.status, head, &bytes[body], outcome).await
+    answer(client, entry.meta.status, head, &bytes[body], outcome).await;
+    ok
 }
 
 /// Answers with a captured body and its exact length.

@@ -1,22 +1,31 @@
-//! The request flow over the [`Store`], [`Origin`] and [`Client`] traits, one file
-//! per path: [`keying`] reads the body and derives the key, [`lookup`] replays a
-//! usable record, [`miss`] fetches and stores, [`forward`] goes around the cache.
-//! Decisions come from the pure `cache` and `protocol` modules; these files only
-//! sequence I/O, and a store failure only ever costs the cache, never the request.
+//! The request flow over the [`Store`], [`Origin`], [`Client`] and [`Runtime`]
+//! traits, one file per path: [`keying`] reads the body and derives the key,
+//! [`lookup`] examines and replays a stored record, [`miss`] fetches, revalidates
+//! and stores, [`stale`] refreshes after a stale answer, [`collapse`] lets one
+//! miss of many fetch, [`forward`] goes around the cache. Decisions come from the
+//! pure `cache` and `protocol` modules; these files only sequence I/O, and a
+//! store failure only ever costs the cache, never the request.
 
+mod collapse;
 mod forward;
 mod keying;
 mod lookup;
 mod miss;
+pub(crate) mod stale;
 
 use crate::body::{BodyError, BodySource, Client};
+use crate::cache::cache_control::CacheControl;
+use crate::cache::freshness::{decide_stored, StoredUse};
 use crate::cache::headers::{self, HeaderList};
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_request, BypassReason, RequestDecision};
 use crate::config::Config;
 use crate::origin::Origin;
+use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
 use keying::Keyed;
+use lookup::Found;
+use miss::Prior;
 
 /// The client's request: head already parsed, body still streaming.
 pub struct ClientRequest<B> {
@@ -27,21 +36,35 @@ pub struct ClientRequest<B> {
     pub body: B,
 }
 
+/// What every path of one keyed request shares.
+pub struct Flow<'a, B, S, O> {
+    pub config: &'a Config,
+    /// Unix seconds when the request arrived.
+    pub now: u64,
+    pub request: &'a ClientRequest<B>,
+    pub keyed: &'a Keyed,
+    pub store: &'a S,
+    pub origin: &'a O,
+}
+
 /// Handles one request end to end. `now` is Unix seconds.
-pub async fn handle<B, S, O, C>(
+pub async fn handle<B, S, O, C, R>(
     config: &Config,
     now: u64,
     mut request: ClientRequest<B>,
     open_store: impl FnOnce() -> Result<S, StoreError>,
     origin: &O,
     client: C,
+    runtime: &R,
 ) where
     B: BodySource,
     S: Store,
     O: Origin,
     C: Client,
+    R: Runtime,
 {
-    let decision = decide_request(config.is_candidate(&request.method), &request.headers, config.credentials);
+    let candidate = config.is_candidate(&request.method);
+    let decision = decide_request(&request.method, candidate, &request.headers, config.credentials);
     let (refresh, only_if_cached, scoped) = match decision {
         RequestDecision::Bypass(reason) => {
             let outcome = Outcome::Bypass(reason);
@@ -63,45 +86,66 @@ pub async fn handle<B, S, O, C>(
         }
         Err(keying::NotKeyed::BodyFailed(e)) => return forward::bad_request_body(client, e).await,
     };
-    let Keyed { body, .. } = &keyed;
 
     let store = match open_store() {
         Ok(store) => store,
         Err(e) => {
             log_store_error("open", &e);
             let outcome = Outcome::Bypass(BypassReason::StoreError);
-            return forward::buffered(config, &request, body, origin, client, outcome).await;
+            return forward::buffered(config, &request, &keyed.body, origin, client, outcome).await;
         }
     };
-
-    // Whether a record sits under the key that this request will not use.
-    let mut replaceable = false;
-    let fwd = if refresh {
-        Fwd::Request
-    } else {
-        match store.get(&keyed.kv_key) {
-            Err(e) => {
-                log_store_error("get", &e);
-                let outcome = Outcome::Bypass(BypassReason::StoreError);
-                return forward::buffered(config, &request, body, origin, client, outcome).await;
-            }
-            Ok(stored) => match lookup::usable_record(stored.as_deref(), &keyed, &request.headers, now) {
-                Ok(usable) => return lookup::replay(client, &usable, now).await,
-                Err(fwd) => {
-                    replaceable = stored.is_some();
-                    fwd
-                }
-            },
-        }
-    };
-    if only_if_cached {
-        // RFC 9111 §5.2.1.7: "If it receives this directive, a cache SHOULD
-        // either respond using a stored response consistent with the other
-        // constraints of the request or respond with a 504 (Gateway Timeout)".
-        let msg = "post-cache: no fresh stored response and the request is only-if-cached\n";
-        return forward::plain(client, 504, Outcome::OnlyIfCachedMiss, msg).await;
+    let flow = Flow { config, now, request: &request, keyed: &keyed, store: &store, origin };
+    if refresh {
+        miss::fetch_and_store(&flow, Fwd::Request, Prior::Nothing { replaceable: false }, client).await;
+        return;
     }
-    miss::fetch_and_store(config, now, &request, &keyed, &store, fwd, replaceable, origin, client).await
+    let stored = match store.get(&keyed.kv_key) {
+        Ok(stored) => stored,
+        Err(e) => {
+            log_store_error("get", &e);
+            let outcome = Outcome::Bypass(BypassReason::StoreError);
+            return forward::buffered(config, &request, &keyed.body, origin, client, outcome).await;
+        }
+    };
+    let request_cc = CacheControl::parse(&headers::values(&request.headers, "cache-control"));
+    match lookup::examine(stored.as_deref(), &keyed, &request.headers) {
+        Found::Record(usable) => match decide_stored(&usable.record.meta, &request_cc, now) {
+            StoredUse::Fresh { ttl } => lookup::replay(&flow, client, &usable, Outcome::Hit { ttl }).await,
+            StoredUse::StaleWhileRevalidate { stale_for } => {
+                lookup::replay(&flow, client, &usable, Outcome::StaleHit { ttl: -(stale_for as i64) }).await;
+                // The client has its answer; this instance lives until the
+                // handler returns, so the refresh happens now, once per key.
+                if !usable.record.mark.is_some_and(|m| m.live(now)) {
+                    stale::refresh(&flow, stored.as_deref().unwrap_or_default(), &usable, runtime).await;
+                }
+            }
+            StoredUse::Refetch { stale_for, serve_on_error } => {
+                if only_if_cached {
+                    return only_if_cached_miss(client).await;
+                }
+                let fwd = if stale_for == 0 && usable.record.ttl(now) > 0 { Fwd::Request } else { Fwd::Stale };
+                let prior = Prior::Stale { usable: &usable, serve_on_error, background: false };
+                let held = collapse::Held::Record(stored.as_deref().unwrap_or_default(), usable.record.mark);
+                collapse::fetch_collapsed(&flow, fwd, prior, held, runtime, client).await
+            }
+        },
+        Found::Nothing { fwd, held } => {
+            if only_if_cached {
+                return only_if_cached_miss(client).await;
+            }
+            let prior = Prior::Nothing { replaceable: !matches!(held, collapse::Held::Empty) };
+            collapse::fetch_collapsed(&flow, fwd, prior, held, runtime, client).await
+        }
+    }
+}
+
+/// RFC 9111 §5.2.1.7: "If it receives this directive, a cache SHOULD either
+/// respond using a stored response consistent with the other constraints of the
+/// request or respond with a 504 (Gateway Timeout)".
+async fn only_if_cached_miss(client: impl Client) {
+    let msg = "post-cache: no usable stored response and the request is only-if-cached\n";
+    forward::plain(client, 504, Outcome::OnlyIfCachedMiss, msg).await
 }
 
 fn origin_path(config: &Config, path_with_query: &str) -> String {

@@ -9,6 +9,7 @@ pub struct MemoryStore {
     pub entries: RefCell<HashMap<String, Vec<u8>>>,
     pub failing: Cell<bool>,
     pub gets: Cell<usize>,
+    pub sets: Cell<usize>,
 }
 
 impl MemoryStore {
@@ -29,6 +30,7 @@ impl Store for &MemoryStore {
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.sets.set(self.sets.get() + 1);
         self.check()?;
         self.entries.borrow_mut().insert(key.to_string(), value.to_vec());
         Ok(())

@@ -5,13 +5,16 @@ use hyper::server::conn::http1;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use wasmtime_wasi_http::io::TokioIo;
 
 /// Serves every connection on `listener` with keep-alive, calling `handle` with
-/// the peer address and each request, until the returned task is aborted.
-pub fn serve<H, F, B, E>(listener: TcpListener, handle: H) -> JoinHandle<()>
+/// the peer address and each request, until the returned task is aborted. A
+/// connection accepted while `open()` is false is closed at once, unanswered: a
+/// server that is down.
+pub fn serve<H, F, B, E>(listener: TcpListener, open: Arc<dyn Fn() -> bool + Send + Sync>, handle: H) -> JoinHandle<()>
 where
     H: Fn(SocketAddr, hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<hyper::Response<B>, E>> + Send + 'static,
@@ -23,6 +26,10 @@ where
     tokio::spawn(async move {
         loop {
             let Ok((socket, peer)) = listener.accept().await else { continue };
+            if !open() {
+                drop(socket);
+                continue;
+            }
             let _ = socket.set_nodelay(true);
             let handle = handle.clone();
             tokio::spawn(async move {

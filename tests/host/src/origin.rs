@@ -1,8 +1,11 @@
 //! A real HTTP/1.1 test origin on loopback. It counts requests per (method,
 //! path, body digest) and answers as the query string says:
-//! `status=`, `cc=` (Cache-Control), `expires=`, `vary=`, `set_cookie=1`,
+//! `status=`, `cc=` (Cache-Control), `cdn_cc=` (CDN-Cache-Control), `expires=`, `vary=`, `set_cookie=1`,
 //! `size=` (a binary body of that many bytes, different on every request unless
-//! `static=1`), `chunked=1`, `delay_ms=`.
+//! `static=1`), `chunked=1`, `delay_ms=`, `etag=` (sent as a strong `ETag`, and
+//! a request whose `If-None-Match` names it gets `304` without a body). Faults
+//! switched on at run time ([`TestOrigin::set_faults`]) hit every path alike, so
+//! the same cache key can see a healthy origin, then a failing one.
 //!
 //! Under `/graphql` it speaks GraphQL over HTTP and under `/rpc` JSON-RPC 2.0
 //! (see [`graphql_answer`] and [`jsonrpc_answer`]); both send no `Cache-Control`
@@ -26,13 +29,29 @@ type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 pub struct OriginLog {
     counts: HashMap<(String, String, [u8; 32]), u64>,
     total: u64,
+    not_modified: u64,
     last_headers: Vec<(String, Vec<u8>)>,
     last_body_len: usize,
+}
+
+/// Failures the origin can be switched into.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Answer every request with this status (and a short text body).
+    pub status: Option<u16>,
+    /// Close every connection as soon as it is accepted: an origin that is down.
+    pub down: bool,
+    /// Wait this long before answering (on top of `delay_ms=`).
+    pub delay_ms: u64,
+    /// The next this many answers promise their full length, send half of the
+    /// body and close the connection.
+    pub reset_mid_body: u64,
 }
 
 pub struct TestOrigin {
     pub addr: SocketAddr,
     log: Arc<Mutex<OriginLog>>,
+    faults: Arc<Mutex<Faults>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,9 +66,23 @@ impl TestOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(OriginLog::default()));
-        let server_log = log.clone();
-        let task = crate::listen::serve(listener, move |_, req| answer(server_log.clone(), req));
-        Ok(Self { addr, log, task })
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let (server_log, server_faults, gate_faults) = (log.clone(), faults.clone(), faults.clone());
+        let open = Arc::new(move || !gate_faults.lock().unwrap().down);
+        let task = crate::listen::serve(listener, open, move |_, req| {
+            answer(server_log.clone(), server_faults.clone(), req)
+        });
+        Ok(Self { addr, log, faults, task })
+    }
+
+    /// Switches faults on (or off, with `Faults::default()`).
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap() = faults;
+    }
+
+    /// Requests answered `304 Not Modified` (no body sent).
+    pub fn not_modified(&self) -> u64 {
+        self.log.lock().unwrap().not_modified
     }
 
     pub fn base_url(&self) -> String {
@@ -149,8 +182,13 @@ fn percent_decode(s: &str) -> String {
 
 async fn answer(
     log: Arc<Mutex<OriginLog>>,
+    faults: Arc<Mutex<Faults>>,
     req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Body>, Infallible> {
+) -> Result<hyper::Response<Body>, std::io::Error> {
+    // Down: connections kept alive from before are closed unanswered too.
+    if faults.lock().unwrap().down {
+        return Err(std::io::Error::other("the origin is down"));
+    }
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let params = query_params(req.uri().query().unwrap_or(""));
@@ -159,6 +197,7 @@ async fn answer(
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
         .collect();
+    let request_etags = req_etags(&headers);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
@@ -173,8 +212,34 @@ async fn answer(
         *c += 1;
         *c
     };
-    if let Some(ms) = params.get("delay_ms").and_then(|v| v.parse().ok()) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+    let fault = {
+        let mut faults = faults.lock().unwrap();
+        let now = faults.clone();
+        faults.reset_mid_body = faults.reset_mid_body.saturating_sub(1);
+        now
+    };
+    let delay_ms = params.get("delay_ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + fault.delay_ms;
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    if let Some(status) = fault.status {
+        let response = hyper::Response::builder()
+            .status(status)
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from_static(b"the origin is failing\n")).boxed());
+        return Ok(response.expect("valid response"));
+    }
+    let etag = params.get("etag").map(|tag| format!("\"{tag}\""));
+    if let Some(etag) = &etag {
+        let matches = request_etags.iter().any(|t| t == etag || t == "*");
+        if matches {
+            log.lock().unwrap().not_modified += 1;
+            let mut builder = hyper::Response::builder().status(304).header("etag", etag.as_str());
+            if let Some(v) = params.get("cc") {
+                builder = builder.header("cache-control", v.as_str());
+            }
+            return Ok(builder.body(Full::new(Bytes::new()).boxed()).expect("valid response"));
+        }
     }
     let status: u16 = params.get("status").and_then(|v| v.parse().ok()).unwrap_or(200);
     let mut builder = hyper::Response::builder()
@@ -182,10 +247,13 @@ async fn answer(
         .header("x-origin-count", count.to_string())
         .header("x-multi", "one")
         .header("x-multi", "two");
-    for (param, header) in [("cc", "cache-control"), ("expires", "expires"), ("vary", "vary")] {
+    for (param, header) in [("cc", "cache-control"), ("cdn_cc", "cdn-cache-control"), ("expires", "expires"), ("vary", "vary")] {
         if let Some(v) = params.get(param) {
             builder = builder.header(header, v.as_str());
         }
+    }
+    if let Some(etag) = &etag {
+        builder = builder.header("etag", etag.as_str());
     }
     if params.get("set_cookie").is_some() {
         builder = builder.header("set-cookie", "session=abc; Path=/").header("set-cookie", "theme=dark");
@@ -221,6 +289,13 @@ async fn answer(
             .into_bytes()
         }
     };
+    if fault.reset_mid_body > 0 {
+        // The promised length, half the bytes: hyper closes the connection when
+        // the body ends short, as a crashing origin would.
+        let half = Bytes::from(payload[..payload.len() / 2].to_vec());
+        let response = builder.header("content-length", payload.len().to_string()).body(Full::new(half).boxed());
+        return Ok(response.expect("valid response"));
+    }
     let body: Body = if params.get("chunked").is_some() {
         let chunks: Vec<Result<Frame<Bytes>, Infallible>> = payload
             .chunks(16 * 1024)
@@ -231,6 +306,15 @@ async fn answer(
         Full::new(Bytes::from(payload)).boxed()
     };
     Ok(builder.body(body).expect("valid response"))
+}
+
+/// The entity tags of every `If-None-Match` line.
+fn req_etags(headers: &[(String, Vec<u8>)]) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("if-none-match"))
+        .flat_map(|(_, v)| String::from_utf8_lossy(v).split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>())
+        .collect()
 }
 
 /// A GraphQL server's answer: `{"data":{"answer":{"n":N,"doc":"…"}}}` where N

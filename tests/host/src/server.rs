@@ -108,6 +108,9 @@ pub struct HostStats {
     pub peak_memory: AtomicUsize,
     /// Instances that trapped or never answered.
     pub failures: AtomicU64,
+    /// Instances still running: after their response, until the handler returns
+    /// (as Spin keeps them), e.g. for a background refresh.
+    pub active: AtomicU64,
 }
 
 /// A host serving in the background of the current tokio runtime.
@@ -128,6 +131,16 @@ impl RunningHost {
     /// Moves the guest's clock forward.
     pub fn advance_clock(&self, seconds: i64) {
         self.clock.offset.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    /// Waits until no instance is running (background work included); panics
+    /// after `limit`, so a wedged instance fails the test instead of hanging it.
+    pub async fn wait_idle(&self, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while self.stats.active.load(Ordering::SeqCst) > 0 {
+            assert!(started.elapsed() < limit, "instances still running after {limit:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// Stops the guest's clock at the current second, so ages and TTLs are exact.
@@ -281,7 +294,7 @@ pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -
 
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let task = crate::listen::serve(listener, move |client, req| handle(shared.clone(), client, req));
+    let task = crate::listen::serve(listener, Arc::new(|| true), move |client, req| handle(shared.clone(), client, req));
     Ok(RunningHost { addr, kv, stats, clock, task })
 }
 
@@ -358,6 +371,7 @@ async fn handle(
     let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
     let out = store.data_mut().http().new_response_outparam(sender)?;
     let task_shared = shared.clone();
+    shared.stats.active.fetch_add(1, Ordering::SeqCst);
     let task = tokio::spawn(async move {
         let result = async {
             let proxy = task_shared.pre.instantiate_async(&mut store).await?;
@@ -370,6 +384,7 @@ async fn handle(
             task_shared.stats.failures.fetch_add(1, Ordering::Relaxed);
             eprintln!("host: component failed: {e:?}");
         }
+        task_shared.stats.active.fetch_sub(1, Ordering::SeqCst);
         result
     });
     match receiver.await {

@@ -12,6 +12,8 @@ use wasmtime::Engine;
 
 #[path = "e2e/protocols.rs"]
 mod protocols;
+#[path = "e2e/stale.rs"]
+mod stale;
 
 fn compiled() -> &'static (Engine, Component) {
     static COMPILED: OnceLock<(Engine, Component)> = OnceLock::new();

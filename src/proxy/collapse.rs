@@ -1,0 +1,177 @@
+//! Collapsed misses: of many requests that miss the same key at once, best-effort
+//! only one goes to the origin. It leaves a short-lived mark under the key (alone,
+//! or inside the stale record); the others poll the key with backoff for up to
+//! `collapse_wait_ms` and answer from the entry when it lands, or go to the
+//! origin themselves. The store has no locks or atomics: a mark is a claim read
+//! back, two near-simultaneous leaders can both win, and a leader that dies only
+//! costs its followers the wait cap.
+
+use super::lookup::{self, Found};
+use super::miss::{self, Prior};
+use super::{forget, log_store_error, Flow};
+use crate::body::{BodySource, Client};
+use crate::cache::cache_control::CacheControl;
+use crate::cache::freshness::{decide_stored, StoredUse};
+use crate::cache::headers;
+use crate::cache::mark::{decide_collapse, Collapse, Mark};
+use crate::cache::outcome::{Fwd, Outcome};
+use crate::cache::record;
+use crate::origin::Origin;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// What the key held when the request looked it up.
+#[derive(Clone, Copy)]
+pub enum Held<'a> {
+    Empty,
+    /// Another request's mark, alone under the key.
+    Mark(Mark),
+    /// A record for another body or variant, or bytes that do not decode.
+    Unusable,
+    /// This request's record (encoded) and the mark it carries.
+    Record(&'a [u8], Option<Mark>),
+}
+
+/// The first poll's delay; each next one doubles it.
+const FIRST_POLL_MS: u64 = 10;
+
+/// Fetches from the origin as leader, follower or alone, and answers the client.
+pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
+    flow: &Flow<'_, B, S, O>,
+    fwd: Fwd,
+    prior: Prior<'_>,
+    held: Held<'_>,
+    runtime: &R,
+    client: impl Client,
+) {
+    let (found, markable) = match held {
+        Held::Empty => (None, true),
+        Held::Mark(mark) => (Some(mark), true),
+        Held::Unusable => (None, false),
+        // Records from before version 3 have no room for a mark.
+        Held::Record(bytes, mark) => (mark, is_v3(bytes)),
+    };
+    let decision = decide_collapse(flow.config.collapse_wait_ms > 0, markable, found, flow.now);
+    let wait = match decision {
+        Collapse::Alone => false,
+        Collapse::Wait => true,
+        Collapse::Lead => match claim(flow, held, runtime) {
+            Claim::Ours(mark) => {
+                let standalone = !matches!(held, Held::Record(..));
+                // The mark under an empty key is replaced by the record, or
+                // deleted by the fetch when the answer may not be stored.
+                let prior = if standalone { Prior::Nothing { replaceable: true } } else { prior };
+                let stored = miss::fetch_and_store(flow, fwd, prior, client).await;
+                if standalone && !stored {
+                    release(flow, mark);
+                }
+                return;
+            }
+            Claim::Theirs => true,
+            Claim::Failed => false,
+        },
+    };
+    if wait {
+        if let Some(bytes) = wait_for_leader(flow, runtime).await {
+            if let Found::Record(usable) = lookup::examine(Some(&bytes), flow.keyed, &flow.request.headers) {
+                let ttl = usable.record.ttl(flow.now);
+                return lookup::replay(flow, client, &usable, Outcome::CollapsedHit { ttl }).await;
+            }
+        }
+    }
+    miss::fetch_and_store(flow, fwd, prior, client).await;
+}
+
+fn is_v3(bytes: &[u8]) -> bool {
+    record::with_mark(bytes, None).is_some()
+}
+
+enum Claim {
+    /// Our mark is what the key holds now: fetch.
+    Ours(Mark),
+    /// Another request's mark replaced ours: wait for it.
+    Theirs,
+    /// The store failed: fetch without collapsing.
+    Failed,
+}
+
+/// Writes our mark and reads the key back at once (a miss is on the client's
+/// clock, so unlike a refresh it does not wait for others' marks to settle).
+fn claim<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, held: Held<'_>, runtime: &R) -> Claim {
+    let key = &flow.keyed.kv_key;
+    let seconds = flow.config.collapse_wait_ms.div_ceil(1000) + 1;
+    let mark = Mark { until: flow.now + seconds, token: runtime.token() };
+    let value = match held {
+        Held::Record(bytes, _) => match record::with_mark(bytes, Some(mark)) {
+            Some(marked) => marked,
+            None => return Claim::Failed,
+        },
+        _ => mark.encode(),
+    };
+    if let Err(e) = flow.store.set(key, &value) {
+        log_store_error("set", &e);
+        return Claim::Failed;
+    }
+    match flow.store.get(key) {
+        Ok(Some(bytes)) if mark_in(&bytes) == Some(mark) => Claim::Ours(mark),
+        Ok(_) => Claim::Theirs,
+        Err(e) => {
+            log_store_error("get", &e);
+            Claim::Failed
+        }
+    }
+}
+
+/// The mark a stored value carries, alone or in a record.
+fn mark_in(bytes: &[u8]) -> Option<Mark> {
+    Mark::decode(bytes).or_else(|| record::decode(bytes).ok()?.mark)
+}
+
+/// A leader that stored nothing deletes its mark alone under the key (if it is
+/// still there), so followers stop waiting and go to the origin themselves.
+fn release<B, S: Store, O>(flow: &Flow<'_, B, S, O>, mark: Mark) {
+    let key = &flow.keyed.kv_key;
+    match flow.store.get(key) {
+        Ok(Some(bytes)) if Mark::decode(&bytes) == Some(mark) => forget(flow.store, key),
+        Ok(_) => {}
+        Err(e) => log_store_error("get", &e),
+    }
+}
+
+/// Polls the key (10, 20, 40 … ms, up to `collapse_wait_ms` in all) until a
+/// fresh record for this request lands (its bytes are returned), or no live
+/// mark says someone is still fetching, or the cap passes.
+async fn wait_for_leader<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, runtime: &R) -> Option<Vec<u8>> {
+    let cap = flow.config.collapse_wait_ms;
+    let request_cc = CacheControl::parse(&headers::values(&flow.request.headers, "cache-control"));
+    let (mut waited, mut step) = (0, FIRST_POLL_MS);
+    while waited < cap {
+        let nap = step.min(cap - waited);
+        runtime.sleep_ms(nap).await;
+        waited += nap;
+        step *= 2;
+        let bytes = match flow.store.get(&flow.keyed.kv_key) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return None,
+            Err(e) => {
+                log_store_error("get", &e);
+                return None;
+            }
+        };
+        let still_fetching = match lookup::examine(Some(&bytes), flow.keyed, &flow.request.headers) {
+            Found::Record(usable) => {
+                if matches!(decide_stored(&usable.record.meta, &request_cc, flow.now), StoredUse::Fresh { .. }) {
+                    drop(usable);
+                    return Some(bytes);
+                }
+                usable.record.mark.is_some_and(|m| m.live(flow.now))
+            }
+            Found::Nothing { held: Held::Mark(mark), .. } => mark.live(flow.now),
+            Found::Nothing { .. } => false,
+        };
+        if !still_fetching {
+            return None;
+        }
+    }
+    None
+}

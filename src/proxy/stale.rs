@@ -1,0 +1,80 @@
+//! stale-while-revalidate: after a stale answer has gone out, the same
+//! invocation refreshes the record from the origin — once per key, however many
+//! stale hits race, by a mark written into the record.
+
+use super::lookup::Usable;
+use super::miss::{self, Prior};
+use super::{log_store_error, Flow};
+use crate::body::{BodyError, BodySink, BodySource, Client};
+use crate::cache::headers::{self, HeaderList};
+use crate::cache::mark::Mark;
+use crate::cache::outcome::Fwd;
+use crate::cache::record;
+use crate::origin::Origin;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// How long concurrent stale hits get to write their marks before each reads the
+/// record back: the last mark written wins, and only its writer refreshes.
+pub const SETTLE_MS: u64 = 100;
+
+/// A refresh mark outlives the origin's timeout by this much (seconds), so a
+/// slow but live refresh is not doubled; one that dies is retried after it.
+const REFRESH_SLACK_SECONDS: u64 = 2;
+
+/// Refreshes the record `stored` (whose decoded form is `usable`) unless another
+/// request's mark wins. The mark costs one write; the refresh then costs what a
+/// miss does (or a 304 and a rewrite of the head and stored body).
+pub async fn refresh<B: BodySource, S: Store, O: Origin, R: Runtime>(
+    flow: &Flow<'_, B, S, O>,
+    stored: &[u8],
+    usable: &Usable<'_>,
+    runtime: &R,
+) {
+    let key = &flow.keyed.kv_key;
+    let mark = Mark { until: flow.now + flow.config.origin_timeout + REFRESH_SLACK_SECONDS, token: runtime.token() };
+    // Records from before version 3 have no room for a mark: they are
+    // refreshed unmarked, once each, and come back as version 3.
+    if let Some(marked) = record::with_mark(stored, Some(mark)) {
+        if let Err(e) = flow.store.set(key, &marked) {
+            return log_store_error("set", &e);
+        }
+        runtime.sleep_ms(SETTLE_MS).await;
+        let ours = match flow.store.get(key) {
+            Ok(Some(bytes)) => record::decode(&bytes).ok().and_then(|r| r.mark) == Some(mark),
+            Ok(None) => false,
+            Err(e) => {
+                log_store_error("get", &e);
+                false
+            }
+        };
+        if !ours {
+            return;
+        }
+    }
+    // A refresh that fails leaves the marked record: the mark expires and a
+    // later stale hit tries again.
+    let prior = Prior::Stale { usable, serve_on_error: false, background: true };
+    miss::fetch_and_store(flow, Fwd::Stale, prior, Discard).await;
+}
+
+/// Where a background refresh's answer goes: nowhere, but its outcome is logged.
+struct Discard;
+
+impl Client for Discard {
+    type Sink = Discard;
+    fn respond(self, status: u16, head: HeaderList) -> Result<Discard, BodyError> {
+        let outcome = headers::values(&head, "cache-status").first().map(|v| String::from_utf8_lossy(v).into_owned());
+        eprintln!("post-cache: background refresh: {status}, {}", outcome.unwrap_or_default());
+        Ok(Discard)
+    }
+}
+
+impl BodySink for Discard {
+    async fn write(&mut self, _bytes: &[u8]) -> Result<(), BodyError> {
+        Ok(())
+    }
+    fn finish(self) -> Result<(), BodyError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! End to end: stale-while-revalidate, stale-if-error, revalidation with 304 and
+//! collapsed misses, with the guest's clock moved (never slept) and the test
+//! origin switched into failures at run time.
+
+use super::{setup_with, JSON};
+use spin_test_host::client::{Client, Framing, Reply};
+use spin_test_host::origin::Faults;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Sends the same POST from `n` clients at once.
+async fn burst(addr: std::net::SocketAddr, n: usize, path: &'static str, body: &'static [u8]) -> Vec<Reply> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| tokio::spawn(async move { Client::new(addr).post(path, &[JSON], body).await }))
+        .collect();
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.unwrap());
+    }
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_concurrent_stale_hits_are_answered_at_once_and_only_one_refresh_reaches_the_origin() {
+    let mut s = setup_with(&[], |_| {}).await;
+    const PATH: &str = "/swr?cc=max-age%3D60%2C%20stale-while-revalidate%3D600";
+    const BODY: &[u8] = b"{\"q\":1}";
+    let first = s.client.post(PATH, &[JSON], BODY).await;
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    s.host.advance_clock(70);
+    let replies = burst(s.host.addr, 16, PATH, BODY).await;
+    for r in &replies {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.cache_status(), "post-cache; hit; ttl=-10");
+        assert_eq!(r.header("age").as_deref(), Some("70"));
+        assert_eq!(r.body, first.body, "the stale answer, not a refreshed one");
+    }
+    s.host.wait_idle(Duration::from_secs(10)).await;
+    assert_eq!(s.origin.count("POST", "/swr", BODY), 2, "the first miss and exactly one refresh");
+    let after = s.client.post(PATH, &[JSON], BODY).await;
+    assert_eq!(after.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!(after.header("x-origin-count").as_deref(), Some("2"), "the refreshed answer");
+    assert_eq!(s.host.stats.failures.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_origin_gets_the_stale_entry_while_stale_if_error_lasts_and_the_error_after() {
+    let mut s = setup_with(&[("origin_timeout", "1")], |_| {}).await;
+    const PATH: &str = "/sie?cc=max-age%3D60%2C%20stale-if-error%3D300";
+    let body = b"{\"q\":2}";
+    let first = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    s.host.advance_clock(100);
+
+    s.origin.set_faults(Faults { status: Some(503), ..Faults::default() });
+    let r = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!((r.status, r.cache_status().as_str()), (200, "post-cache; fwd=stale; fwd-status=503; ttl=-40; detail=stale-if-error"));
+    assert_eq!(r.body, first.body);
+
+    s.origin.set_faults(Faults { down: true, ..Faults::default() });
+    let r = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!((r.status, r.cache_status().as_str()), (200, "post-cache; fwd=stale; ttl=-40; detail=stale-if-error"));
+
+    s.origin.set_faults(Faults { delay_ms: 2500, ..Faults::default() });
+    let started = Instant::now();
+    let r = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!((r.status, r.cache_status().as_str()), (200, "post-cache; fwd=stale; ttl=-40; detail=stale-if-error"));
+    assert!(started.elapsed() < Duration::from_millis(2400), "answered at the timeout, not after the origin");
+
+    // Past the window: the errors themselves.
+    s.host.advance_clock(300);
+    s.origin.set_faults(Faults { status: Some(503), ..Faults::default() });
+    let r = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!((r.status, r.cache_status().as_str()), (503, "post-cache; fwd=stale; detail=server-error"));
+    s.origin.set_faults(Faults { down: true, ..Faults::default() });
+    let r = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!((r.status, r.cache_status().as_str()), (502, "post-cache; fwd=stale; detail=origin-unreachable"));
+    // The stale entry is kept through errors for clients that accept more.
+    let r = s.client.post(PATH, &[JSON, ("cache-control", "stale-if-error=3600")], body).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, first.body);
+
+    s.origin.set_faults(Faults::default());
+    let r = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!(r.cache_status(), "post-cache; fwd=stale; stored");
+    assert_eq!(s.host.stats.failures.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn must_revalidate_gets_the_origins_error_even_with_stale_variables_set() {
+    let mut s = setup_with(&[("stale_if_error", "86400"), ("stale_while_revalidate", "86400")], |_| {}).await;
+    const PATH: &str = "/mr?cc=max-age%3D60%2C%20must-revalidate";
+    let body = b"{\"q\":3}";
+    s.client.post(PATH, &[JSON], body).await;
+    s.host.advance_clock(61);
+    s.origin.set_faults(Faults { status: Some(503), ..Faults::default() });
+    let r = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!((r.status, r.cache_status().as_str()), (503, "post-cache; fwd=stale; detail=server-error"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_windows_apply_to_answers_that_name_none() {
+    let mut s = setup_with(&[("stale_if_error", "600")], |_| {}).await;
+    const PATH: &str = "/cfg?cc=max-age%3D60";
+    let body = b"{\"q\":4}";
+    let first = s.client.post(PATH, &[JSON], body).await;
+    s.host.advance_clock(500);
+    s.origin.set_faults(Faults { status: Some(500), ..Faults::default() });
+    let r = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!((r.status, r.body.clone()), (200, first.body));
+}
+
+async fn query(client: &mut Client, body: &[u8], headers: &[(&str, &str)]) -> Reply {
+    client.send("QUERY", "/rv?cc=max-age%3D60&etag=v1", headers, body, Framing::Sized).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_304_refreshes_the_entry_without_a_body_transfer() {
+    let mut s = setup_with(&[], |_| {}).await;
+    let body = b"{\"q\":5}";
+    let first = query(&mut s.client, body, &[JSON]).await;
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.header("etag").as_deref(), Some("\"v1\""));
+    s.host.advance_clock(100);
+    let revalidated = query(&mut s.client, body, &[JSON]).await;
+    assert_eq!(revalidated.cache_status(), "post-cache; fwd=stale; fwd-status=304; stored");
+    assert_eq!(s.origin.not_modified(), 1);
+    assert_eq!(revalidated.status, 200);
+    assert_eq!(revalidated.body, first.body, "the stored body, kept");
+    assert_eq!(revalidated.header("content-length"), first.header("content-length"));
+    let hit = query(&mut s.client, body, &[JSON]).await;
+    assert_eq!(hit.cache_status(), "post-cache; hit; ttl=60");
+    // The client's own validator is answered here.
+    let not_modified = query(&mut s.client, body, &[JSON, ("if-none-match", "\"v1\"")]).await;
+    assert_eq!((not_modified.status, not_modified.body.len()), (304, 0));
+    assert_eq!(not_modified.header("etag").as_deref(), Some("\"v1\""));
+    assert_eq!(s.origin.count("QUERY", "/rv", body), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdn_cache_control_sets_the_cache_lifetime_and_never_reaches_the_client() {
+    let mut s = setup_with(&[], |_| {}).await;
+    // The origin sends the targeted field through the `cc=` parameter's sibling.
+    const PATH: &str = "/cdn?cc=no-store&cdn_cc=max-age%3D300";
+    let body = b"{\"q\":6}";
+    let first = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.header("cache-control").as_deref(), Some("no-store"));
+    assert!(first.header("cdn-cache-control").is_none());
+    s.host.advance_clock(200);
+    let hit = s.client.post(PATH, &[JSON], body).await;
+    assert_eq!(hit.cache_status(), "post-cache; hit; ttl=100");
+    assert!(hit.header("cdn-cache-control").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_concurrent_cold_misses_reach_the_origin_at_most_twice() {
+    let s = setup_with(&[], |_| {}).await;
+    const PATH: &str = "/herd?cc=max-age%3D60&delay_ms=200";
+    const BODY: &[u8] = b"{\"q\":7}";
+    let replies = burst(s.host.addr, 32, PATH, BODY).await;
+    let calls = s.origin.count("POST", "/herd", BODY);
+    assert!((1..=2).contains(&calls), "{calls} origin calls");
+    let mut collapsed = 0;
+    for r in &replies {
+        assert_eq!(r.status, 200);
+        let answer: serde_json::Value = serde_json::from_slice(&r.body).expect("a complete JSON answer");
+        assert_eq!(answer["body_len"], BODY.len());
+        assert_eq!(answer["count"].to_string(), r.header("x-origin-count").unwrap());
+        collapsed += r.cache_status().ends_with("; collapsed") as usize;
+    }
+    assert!(collapsed >= 30, "{collapsed} collapsed");
+    assert_eq!(s.host.stats.failures.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_origin_dies_mid_body_does_not_hold_the_others_for_the_wait_cap() {
+    // A ten-second cap: followers that waited it out would take over ten seconds.
+    let s = setup_with(&[("collapse_wait_ms", "10000")], |_| {}).await;
+    s.origin.set_faults(Faults { reset_mid_body: 1, delay_ms: 300, ..Faults::default() });
+    const PATH: &str = "/dies?cc=max-age%3D60&size=40000&static=1";
+    const BODY: &[u8] = b"{\"q\":8}";
+    let started = Instant::now();
+    let replies = burst(s.host.addr, 8, PATH, BODY).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(8), "followers waited {elapsed:?}");
+    let failed = replies.iter().filter(|r| r.status == 502).count();
+    assert!(failed <= 1, "only the leader's answer can fail");
+    for r in replies.iter().filter(|r| r.status != 502) {
+        assert_eq!((r.status, r.body.len()), (200, 40_000));
+    }
+}
