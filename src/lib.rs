@@ -5,11 +5,13 @@
 //! 3. The request body is read up to `max_body_bytes` while SHA-256 hashes its raw bytes.
 //! 4. `cache::key` derives a versioned key from method, host, path, query, key
 //!    headers, credential scope and the body digest.
-//! 5. One KV get; a fresh, intact, Vary-matching `cache::record` is replayed with `Age`.
-//! 6. Otherwise `origin` forwards the request; `cache::policy` decides if the answer
-//!    may be stored, and the record is written before the client is answered.
+//! 5. One KV get; `cache::freshness` decides for an intact, Vary-matching record:
+//!    replay it fresh, or stale and then refresh it (one refresh per key, by a mark).
+//! 6. Otherwise `origin` forwards the request (with the record's validators; one miss
+//!    of many, the others waiting for its record); `cache::policy` decides if the
+//!    answer may be stored, and the record is written before the client is answered.
 //! 7. `cache::outcome` reports what happened in `Cache-Status`. Store failures only
-//!    cost the cache; origin failures answer 502 or 504.
+//!    cost the cache; origin failures answer the stale record when allowed, else 502/504.
 //!
 //! `proxy` sequences this over traits; the wasm-only wiring lives in this file,
 //! `store::spin_kv`, `origin::spin_http` and `wasi_io`.

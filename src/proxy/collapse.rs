@@ -57,13 +57,15 @@ pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
         Collapse::Wait => true,
         Collapse::Lead => match claim(flow, held, runtime) {
             Claim::Ours(mark) => {
-                let standalone = !matches!(held, Held::Record(..));
+                let original = match held {
+                    Held::Record(bytes, _) => Some(bytes),
+                    _ => None,
+                };
                 // The mark under an empty key is replaced by the record, or
                 // deleted by the fetch when the answer may not be stored.
-                let prior = if standalone { Prior::Nothing { replaceable: true } } else { prior };
-                let stored = miss::fetch_and_store(flow, fwd, prior, client).await;
-                if standalone && !stored {
-                    release(flow, mark);
+                let prior = if original.is_none() { Prior::Nothing { replaceable: true } } else { prior };
+                if !miss::fetch_and_store(flow, fwd, prior, client).await {
+                    release(flow, mark, original);
                 }
                 return;
             }
@@ -127,12 +129,21 @@ fn mark_in(bytes: &[u8]) -> Option<Mark> {
     Mark::decode(bytes).or_else(|| record::decode(bytes).ok()?.mark)
 }
 
-/// A leader that stored nothing deletes its mark alone under the key (if it is
-/// still there), so followers stop waiting and go to the origin themselves.
-fn release<B, S: Store, O>(flow: &Flow<'_, B, S, O>, mark: Mark) {
+/// A leader that stored nothing takes its mark back if the key still holds it
+/// — deleting a mark alone, or putting back the record it marked (which may
+/// still serve a client's stale-if-error) — so followers stop waiting and go to
+/// the origin themselves instead of waiting out the cap.
+fn release<B, S: Store, O>(flow: &Flow<'_, B, S, O>, mark: Mark, original: Option<&[u8]>) {
     let key = &flow.keyed.kv_key;
     match flow.store.get(key) {
-        Ok(Some(bytes)) if Mark::decode(&bytes) == Some(mark) => forget(flow.store, key),
+        Ok(Some(bytes)) if mark_in(&bytes) == Some(mark) => match original {
+            Some(record) => {
+                if let Err(e) = flow.store.set(key, record) {
+                    log_store_error("set", &e);
+                }
+            }
+            None => forget(flow.store, key),
+        },
         Ok(_) => {}
         Err(e) => log_store_error("get", &e),
     }

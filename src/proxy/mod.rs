@@ -63,6 +63,9 @@ pub async fn handle<B, S, O, C, R>(
     C: Client,
     R: Runtime,
 {
+    // One destination type for the client and for a background refresh, so the
+    // miss path is compiled once.
+    let client = stale::Respond::To(client);
     let candidate = config.is_candidate(&request.method);
     let decision = decide_request(&request.method, candidate, &request.headers, config.credentials);
     let (refresh, only_if_cached, scoped) = match decision {
@@ -117,7 +120,7 @@ pub async fn handle<B, S, O, C, R>(
                 // The client has its answer; this instance lives until the
                 // handler returns, so the refresh happens now, once per key.
                 if !usable.record.mark.is_some_and(|m| m.live(now)) {
-                    stale::refresh(&flow, stored.as_deref().unwrap_or_default(), &usable, runtime).await;
+                    stale::refresh::<_, _, _, _, C>(&flow, stored.as_deref().unwrap_or_default(), &usable, runtime).await;
                 }
             }
             StoredUse::Refetch { stale_for, serve_on_error } => {
@@ -126,6 +129,11 @@ pub async fn handle<B, S, O, C, R>(
                 }
                 let fwd = if stale_for == 0 && usable.record.ttl(now) > 0 { Fwd::Request } else { Fwd::Stale };
                 let prior = Prior::Stale { usable: &usable, serve_on_error, background: false };
+                if fwd == Fwd::Request {
+                    // Fresh for everyone else: nobody to collapse with.
+                    miss::fetch_and_store(&flow, fwd, prior, client).await;
+                    return;
+                }
                 let held = collapse::Held::Record(stored.as_deref().unwrap_or_default(), usable.record.mark);
                 collapse::fetch_collapsed(&flow, fwd, prior, held, runtime, client).await
             }

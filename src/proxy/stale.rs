@@ -25,7 +25,7 @@ const REFRESH_SLACK_SECONDS: u64 = 2;
 /// Refreshes the record `stored` (whose decoded form is `usable`) unless another
 /// request's mark wins. The mark costs one write; the refresh then costs what a
 /// miss does (or a 304 and a rewrite of the head and stored body).
-pub async fn refresh<B: BodySource, S: Store, O: Origin, R: Runtime>(
+pub async fn refresh<B: BodySource, S: Store, O: Origin, R: Runtime, C: Client>(
     flow: &Flow<'_, B, S, O>,
     stored: &[u8],
     usable: &Usable<'_>,
@@ -55,26 +55,47 @@ pub async fn refresh<B: BodySource, S: Store, O: Origin, R: Runtime>(
     // A refresh that fails leaves the marked record: the mark expires and a
     // later stale hit tries again.
     let prior = Prior::Stale { usable, serve_on_error: false, background: true };
-    miss::fetch_and_store(flow, Fwd::Stale, prior, Discard).await;
+    miss::fetch_and_store(flow, Fwd::Stale, prior, Respond::<C>::Nowhere).await;
 }
 
-/// Where a background refresh's answer goes: nowhere, but its outcome is logged.
-struct Discard;
+/// Where an answer goes: the client, or for a background refresh nowhere (its
+/// outcome is logged). One type for both, so the miss path is compiled once,
+/// not once per destination: the component's size is budgeted.
+pub enum Respond<C> {
+    To(C),
+    Nowhere,
+}
 
-impl Client for Discard {
-    type Sink = Discard;
-    fn respond(self, status: u16, head: HeaderList) -> Result<Discard, BodyError> {
-        let outcome = headers::values(&head, "cache-status").first().map(|v| String::from_utf8_lossy(v).into_owned());
-        eprintln!("post-cache: background refresh: {status}, {}", outcome.unwrap_or_default());
-        Ok(Discard)
+pub enum RespondSink<S> {
+    To(S),
+    Nowhere,
+}
+
+impl<C: Client> Client for Respond<C> {
+    type Sink = RespondSink<C::Sink>;
+    fn respond(self, status: u16, head: HeaderList) -> Result<Self::Sink, BodyError> {
+        match self {
+            Respond::To(client) => client.respond(status, head).map(RespondSink::To),
+            Respond::Nowhere => {
+                let outcome = headers::values(&head, "cache-status").first().map(|v| String::from_utf8_lossy(v).into_owned());
+                eprintln!("post-cache: background refresh: {status}, {}", outcome.unwrap_or_default());
+                Ok(RespondSink::Nowhere)
+            }
+        }
     }
 }
 
-impl BodySink for Discard {
-    async fn write(&mut self, _bytes: &[u8]) -> Result<(), BodyError> {
-        Ok(())
+impl<S: BodySink> BodySink for RespondSink<S> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BodyError> {
+        match self {
+            RespondSink::To(sink) => sink.write(bytes).await,
+            RespondSink::Nowhere => Ok(()),
+        }
     }
     fn finish(self) -> Result<(), BodyError> {
-        Ok(())
+        match self {
+            RespondSink::To(sink) => sink.finish(),
+            RespondSink::Nowhere => Ok(()),
+        }
     }
 }

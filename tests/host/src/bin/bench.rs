@@ -1,11 +1,11 @@
 //! Benchmarks: what a post-cache hit, miss and pass-through cost beside two
 //! floors and the origin itself, measured in one run on this machine.
 //! `cargo run -p spin-test-host --bin bench` (add `-- --quick` for a short run,
-//! `-- --protocols` for the protocol section alone).
+//! `-- --protocols` or `-- --stale` for that section alone).
 
 use sha2::{Digest, Sha256};
 use spin_test_host::client::{Client, Framing};
-use spin_test_host::origin::TestOrigin;
+use spin_test_host::origin::{Faults, TestOrigin};
 use spin_test_host::{build, engine, load, start, HostConfig, Route, RunningHost};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -215,6 +215,96 @@ async fn protocol_hits(
     Ok(())
 }
 
+/// Stale hits against fresh hits of the same entry, and what collapsing does to
+/// a burst of identical cold misses.
+async fn stale_and_collapse(
+    engine: &wasmtime::Engine,
+    post_cache: &wasmtime::component::Component,
+    origin: &TestOrigin,
+    scale: f64,
+    limit: Duration,
+) -> wasmtime::Result<()> {
+    let config = |collapse_wait_ms: &str| {
+        let mut c = HostConfig::default();
+        c.variables.insert("origin".into(), origin.base_url());
+        c.variables.insert("collapse_wait_ms".into(), collapse_wait_ms.into());
+        c.allowed_outbound_hosts.push(origin.base_url());
+        c
+    };
+    let host = start(engine, post_cache, config("300")).await?;
+    host.freeze_clock();
+    let body = Arc::new(spin_test_host::origin::binary_body(KIB, 77));
+    let fresh_path = "/stale-bench?size=4096&static=1&cc=max-age%3D86400".to_string();
+    let stale_path = "/stale-bench?size=4096&static=1&cc=max-age%3D1%2C%20stale-while-revalidate%3D86400".to_string();
+    let mut c = Client::new(host.addr);
+    c.send("POST", &fresh_path, &[], &body, Framing::Sized).await?;
+    c.send("POST", &stale_path, &[], &body, Framing::Sized).await?;
+    host.advance_clock(10);
+    // The first stale hit marks the entry and refreshes it; the origin fails that
+    // refresh, so the marked entry stays stale and every later request is a pure
+    // stale hit (one get, no write), as while a real refresh is in flight.
+    origin.set_faults(Faults { status: Some(503), ..Faults::default() });
+    let first = c.send("POST", &stale_path, &[], &body, Framing::Sized).await?;
+    assert!(first.cache_status().contains("ttl=-"), "{}", first.cache_status());
+    host.wait_idle(Duration::from_secs(10)).await;
+    let count = (3000.0 * scale) as usize;
+    let mut rounds: [Vec<Figures>; 2] = Default::default();
+    for _ in 0..ROUNDS {
+        rounds[0].push(load_run(host.addr, "POST", fresh_path.clone(), body.clone(), false, count, limit, Some(&host)).await);
+        rounds[1].push(load_run(host.addr, "POST", stale_path.clone(), body.clone(), false, count, limit, Some(&host)).await);
+    }
+    origin.set_faults(Faults::default());
+    let check = c.send("POST", &stale_path, &[], &body, Framing::Sized).await?;
+    assert!(check.cache_status().contains("hit; ttl=-"), "still stale hits: {}", check.cache_status());
+    let [fresh, stale] = rounds.map(median);
+    println!();
+    println!("Stale hits vs fresh hits (1 KiB body, 4 KiB response, {CONCURRENCY} connections, median of {ROUNDS} rounds):");
+    println!();
+    println!("| hit | req/s | p50 ms | p99 ms | stale/fresh req/s |");
+    println!("|---|---:|---:|---:|---:|");
+    println!("| fresh | {:.0} | {:.2} | {:.2} | |", fresh.rps, fresh.p50_ms, fresh.p99_ms);
+    println!("| stale (refresh in flight) | {:.0} | {:.2} | {:.2} | {:.2} |", stale.rps, stale.p50_ms, stale.p99_ms, stale.rps / fresh.rps);
+
+    // Bursts of 32 identical cold misses against an origin taking 50 ms.
+    println!();
+    println!("Bursts of 32 concurrent identical cold misses, origin answering in 50 ms:");
+    println!();
+    println!("| collapse_wait_ms | bursts | origin calls per burst (mean) | max | burst p50 ms | burst max ms |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let bursts = ((20.0 * scale) as usize).max(3);
+    for wait in ["300", "0"] {
+        let host = start(engine, post_cache, config(wait)).await?;
+        let (mut calls, mut latencies) = (Vec::new(), Vec::new());
+        for _ in 0..bursts {
+            let body = UNIQUE.fetch_add(1, Ordering::SeqCst).to_le_bytes().to_vec();
+            let tasks: Vec<_> = (0..32)
+                .map(|_| {
+                    let (addr, body) = (host.addr, body.clone());
+                    tokio::spawn(async move {
+                        let t = Instant::now();
+                        let r = Client::new(addr).send("POST", "/burst?cc=max-age%3D60&delay_ms=50", &[], &body, Framing::Sized).await;
+                        assert_eq!(r.expect("request").status, 200);
+                        t.elapsed()
+                    })
+                })
+                .collect();
+            for t in tasks {
+                latencies.push(t.await?);
+            }
+            calls.push(origin.count("POST", "/burst", &body));
+        }
+        latencies.sort();
+        let mean = calls.iter().sum::<u64>() as f64 / calls.len() as f64;
+        println!(
+            "| {wait} | {bursts} | {mean:.2} | {} | {:.1} | {:.1} |",
+            calls.iter().max().unwrap_or(&0),
+            latencies[latencies.len() / 2].as_secs_f64() * 1e3,
+            latencies.last().map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> wasmtime::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -229,6 +319,9 @@ async fn main() -> wasmtime::Result<()> {
     let origin = TestOrigin::start().await?;
     if std::env::args().any(|a| a == "--protocols") {
         return protocol_hits(&engine, &post_cache, &origin, scale, limit).await;
+    }
+    if std::env::args().any(|a| a == "--stale") {
+        return stale_and_collapse(&engine, &post_cache, &origin, scale, limit).await;
     }
 
     let pc_config = || {
@@ -340,6 +433,7 @@ async fn main() -> wasmtime::Result<()> {
     );
 
     protocol_hits(&engine, &post_cache, &origin, scale, limit).await?;
+    stale_and_collapse(&engine, &post_cache, &origin, scale, limit).await?;
 
     println!();
     println!("peak guest memory per request (hit or miss) vs 2 x (body + response) + 1 MiB:");
