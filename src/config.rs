@@ -41,6 +41,17 @@ pub struct Config {
     /// How long a miss waits for another request already fetching the same key
     /// (milliseconds); 0 turns collapsing off.
     pub collapse_wait_ms: u64,
+    /// Where the admin API lives: starts and ends with `/`.
+    pub admin_path: String,
+    /// The admin API's bearer token (a secret variable); empty turns the API off.
+    pub purge_token: String,
+    /// Whether `Surrogate-Key` / `Cache-Tag` reach the client.
+    pub relay_tags: bool,
+    /// Whether a successful PUT, PATCH, DELETE or non-candidate POST forgets the
+    /// entries of its URL (RFC 9111 §4.4).
+    pub invalidate_on_unsafe: bool,
+    /// Whether a successful GraphQL mutation forgets every entry of its endpoint.
+    pub invalidate_on_mutation: bool,
 }
 
 /// The origin base URL, split for building outbound requests.
@@ -82,6 +93,12 @@ pub mod defaults {
     pub const COLLAPSE_WAIT_MS: u64 = 300;
     /// Longer waits would hold clients longer than most origins take.
     pub const MAX_COLLAPSE_WAIT_MS: u64 = 10_000;
+    /// Off by default: Spin's KV can only list the whole store (94 ms and 16 MiB of
+    /// guest memory per write at 100,000 entries, see the README).
+    pub const INVALIDATE_ON_UNSAFE: bool = false;
+    pub const ADMIN_PATH: &str = "/.well-known/post-cache/";
+    /// A shorter bearer token is guessable.
+    pub const MIN_TOKEN_CHARS: usize = 24;
 }
 
 /// A variable lookup: `Ok(None)` when the variable is undefined, `Err` when the
@@ -194,6 +211,25 @@ impl Config {
                 format!("must be at most {}, got {collapse_wait_ms}", defaults::MAX_COLLAPSE_WAIT_MS),
             ));
         }
+        let admin_path = get("admin_path")?.filter(|p| !p.is_empty()).unwrap_or_else(|| defaults::ADMIN_PATH.to_string());
+        if !admin_path.starts_with('/') || !admin_path.ends_with('/') || admin_path == "/" || admin_path.contains(['?', '#']) {
+            return Err(err("admin_path", format!("must be a path that starts and ends with '/', e.g. {:?}, got {admin_path:?}", defaults::ADMIN_PATH)));
+        }
+        let purge_token = get("purge_token")?.unwrap_or_default();
+        if !purge_token.is_empty() && purge_token.chars().count() < defaults::MIN_TOKEN_CHARS {
+            return Err(err(
+                "purge_token",
+                format!("must be at least {} characters (or empty to turn the admin API off)", defaults::MIN_TOKEN_CHARS),
+            ));
+        }
+        let flag = |name: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match get(name)?.as_deref() {
+                None | Some("") => Ok(default),
+                Some("true") => Ok(true),
+                Some("false") => Ok(false),
+                Some(other) => Err(err(name, format!("must be true or false, got {other:?}"))),
+            }
+        };
         let kv_store = get("kv_store")?
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| defaults::KV_STORE.to_string());
@@ -215,12 +251,21 @@ impl Config {
             stale_if_error: number("stale_if_error", 0, 0)?,
             targeted_cache_control,
             collapse_wait_ms,
+            admin_path,
+            purge_token,
+            relay_tags: flag("relay_tags", false)?,
+            invalidate_on_unsafe: flag("invalidate_on_unsafe", defaults::INVALIDATE_ON_UNSAFE)?,
+            invalidate_on_mutation: flag("invalidate_on_mutation", false)?,
         })
     }
 
-    /// Response fields meant for this cache, never stored nor relayed (RFC 9213).
-    pub fn targeted_fields(&self) -> [&str; 2] {
-        [crate::cache::targeted::CDN_CACHE_CONTROL, &self.targeted_cache_control]
+    /// Response fields meant for this cache, not relayed or replayed to the
+    /// client: the targeted cache-control fields (RFC 9213), and the tags unless
+    /// `relay_tags`. ("" stands for a field that is not there.)
+    pub fn targeted_fields(&self) -> [&str; 4] {
+        let [surrogate, cache_tag] = crate::cache::tags::TAG_FIELDS;
+        let (surrogate, cache_tag) = if self.relay_tags { ("", "") } else { (surrogate, cache_tag) };
+        [crate::cache::targeted::CDN_CACHE_CONTROL, &self.targeted_cache_control, surrogate, cache_tag]
     }
 
     pub fn is_candidate(&self, method: &str) -> bool {
@@ -301,6 +346,8 @@ mod tests {
         assert_eq!((c.stale_while_revalidate, c.stale_if_error), (0, 0));
         assert_eq!(c.targeted_cache_control, "post-cache-control");
         assert_eq!(c.collapse_wait_ms, 300);
+        assert_eq!((c.admin_path.as_str(), c.purge_token.as_str()), ("/.well-known/post-cache/", ""));
+        assert!(!c.relay_tags && !c.invalidate_on_mutation && !c.invalidate_on_unsafe);
         assert_eq!(c.kv_store, "default");
         assert_eq!(c.protocol, ProtocolConfig::default());
         assert!(c.is_candidate("QUERY") && !c.is_candidate("GET"));
@@ -333,12 +380,32 @@ mod tests {
             (&[("origin", "http://x"), ("stale_while_revalidate", "1h")], "stale_while_revalidate"),
             (&[("origin", "http://x"), ("targeted_cache_control", "my field")], "targeted_cache_control"),
             (&[("origin", "http://x"), ("collapse_wait_ms", "60000")], "collapse_wait_ms"),
+            (&[("origin", "http://x"), ("purge_token", "short-token")], "purge_token"),
+            (&[("origin", "http://x"), ("admin_path", "/admin")], "admin_path"),
+            (&[("origin", "http://x"), ("admin_path", "/")], "admin_path"),
+            (&[("origin", "http://x"), ("relay_tags", "yes")], "relay_tags"),
+            (&[("origin", "http://x"), ("invalidate_on_unsafe", "1")], "invalidate_on_unsafe"),
         ];
         for (vars, variable) in cases {
             let e = config(vars).unwrap_err();
             assert_eq!(e.variable, *variable, "{vars:?}: {e}");
             assert!(e.to_string().contains(variable));
         }
+    }
+
+    #[test]
+    fn every_variable_read_is_declared_in_spin_toml_and_passed_to_the_component() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_lookup(|name| {
+            asked.borrow_mut().push(name);
+            Ok(if name == "origin" { Some("http://x".into()) } else { None })
+        });
+        let manifest = include_str!("../spin.toml");
+        for name in asked.borrow().iter() {
+            assert!(manifest.contains(&format!("\n{name} = {{ ")), "{name} not declared in [variables]");
+            assert!(manifest.contains(&format!("\n{name} = \"{{{{ {name} }}}}\"")), "{name} not passed to the component");
+        }
+        assert!(asked.borrow().len() >= 23, "{:?}", asked.borrow());
     }
 
     #[test]
@@ -352,7 +419,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((c.stale_while_revalidate, c.stale_if_error, c.collapse_wait_ms), (30, 86_400, 0));
-        assert_eq!(c.targeted_fields(), ["cdn-cache-control", "edge-cache-control"]);
+        assert_eq!(c.targeted_fields(), ["cdn-cache-control", "edge-cache-control", "surrogate-key", "cache-tag"]);
         let no_own = config(&[("origin", "http://x"), ("targeted_cache_control", "")]).unwrap();
         assert_eq!(no_own.targeted_cache_control, "");
     }

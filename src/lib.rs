@@ -16,6 +16,7 @@
 //! `proxy` sequences this over traits; the wasm-only wiring lives in this file,
 //! `store::spin_kv`, `origin::spin_http` and `wasi_io`.
 
+pub mod admin;
 pub mod body;
 pub mod cache;
 pub mod config;

@@ -59,10 +59,53 @@ pub fn persisted_marker_key(marker: &Digest32) -> String {
     format!("{KEY_PREFIX}apq:{}", hex(marker))
 }
 
+/// The prefix of every key post-cache writes, under any scheme: what a purge of
+/// everything deletes, leaving the store's other keys alone.
+pub const ANY_SCHEME_PREFIX: &str = "post-cache:";
+
 /// The key prefix shared by every entry of `host` and `path`, whatever the
 /// method, query, headers or body.
 pub fn uri_prefix(host: &str, path: &str) -> String {
     format!("{KEY_PREFIX}{}:", hex(&uri_digest(host, path)))
+}
+
+/// The key prefix shared by every entry of `host`, `path` and `query`.
+pub fn query_prefix(host: &str, path: &str, query: &str) -> String {
+    format!("{}{}:", uri_prefix(host, path), hex(&query_digest(query)))
+}
+
+/// Where tag markers live: `post-cache:v2:tag:<tag digest>:<entry key suffix>`.
+const TAG_PREFIX: &str = "post-cache:v2:tag:";
+
+/// The prefix of every marker of one tag.
+pub fn tag_prefix(tag: &str) -> String {
+    let mut h = FieldHasher::new();
+    h.field(b"post-cache tag").field(&[KEY_SCHEME]).field(tag.as_bytes());
+    format!("{TAG_PREFIX}{}:", hex(&h.finish()[..16]))
+}
+
+/// The marker saying the entry under `entry_key` carries `tag`: 165 bytes for
+/// a scheme-2 entry key, under hosted Spin's 255.
+pub fn tag_marker_key(tag: &str, entry_key: &str) -> Option<String> {
+    let suffix = entry_key.strip_prefix(KEY_PREFIX)?;
+    Some(format!("{}{suffix}", tag_prefix(tag)))
+}
+
+/// The entry key a tag marker points at.
+pub fn entry_of_tag_marker(marker_key: &str) -> Option<String> {
+    let rest = marker_key.strip_prefix(TAG_PREFIX)?;
+    let (_, suffix) = rest.split_once(':')?;
+    Some(format!("{KEY_PREFIX}{suffix}"))
+}
+
+/// Whether a key is an entry (a record, or a mark alone under an entry's key)
+/// rather than a tag marker or a persisted-query marker.
+pub fn is_entry_key(key: &str) -> bool {
+    key.strip_prefix(KEY_PREFIX).is_some_and(|rest| {
+        let mut parts = rest.split(':');
+        matches!((parts.next(), parts.next(), parts.next(), parts.next()),
+            (Some(u), Some(q), Some(e), None) if u.len() == 32 && q.len() == 16 && e.len() == 64)
+    })
 }
 
 fn uri_digest(host: &str, path: &str) -> [u8; 16] {
@@ -146,6 +189,20 @@ mod tests {
             body_format: 0,
             body_digest: body_digest(body),
         }
+    }
+
+    #[test]
+    fn tag_markers_point_back_at_their_entry_and_fit_hosted_keys() {
+        let key = derive(&input(&[], b"x")).kv_key();
+        let marker = tag_marker_key("product:42", &key).unwrap();
+        assert!(marker.starts_with(&tag_prefix("product:42")));
+        assert!(marker.len() <= 255, "{}", marker.len());
+        assert_eq!(entry_of_tag_marker(&marker).as_deref(), Some(key.as_str()));
+        assert_ne!(tag_prefix("a"), tag_prefix("b"));
+        assert!(is_entry_key(&key) && !is_entry_key(&marker));
+        assert!(!is_entry_key(&persisted_marker_key(&[7; 32])));
+        assert!(key.starts_with(&query_prefix("API.example.com", "/graphql", "op=q")));
+        assert!(!key.starts_with(&query_prefix("api.example.com", "/graphql", "op=r")));
     }
 
     /// Pins the key scheme. If this fails, the key derivation changed: bump

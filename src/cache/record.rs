@@ -43,6 +43,8 @@ pub const CRITICAL: u16 = 0x8000;
 pub const EXT_ID_SLOTS: u16 = CRITICAL | 1;
 const CHECKSUM_AT: usize = 4;
 const CHECKSUM_COVERS_FROM: usize = 12;
+/// `fresh_until` sits here in every version.
+const FRESH_UNTIL_AT: usize = 20;
 /// Where version 3 keeps the mark: after magic, version, checksum, the two times,
 /// the two windows and the flags.
 const MARK_AT: usize = 4 + 8 + 8 + 8 + 4 + 4 + 1;
@@ -232,6 +234,18 @@ pub fn with_mark(bytes: &[u8], mark: Option<Mark>) -> Option<Vec<u8>> {
     let (until, token) = mark.map_or((0, 0), |m| (m.until, m.token));
     copy[MARK_AT..MARK_AT + 8].copy_from_slice(&until.to_le_bytes());
     copy[MARK_AT + 8..MARK_AT + 16].copy_from_slice(&token.to_le_bytes());
+    seal(&mut copy);
+    Some(copy)
+}
+
+/// A copy of a record (any version) whose freshness ends at `fresh_until` if it
+/// would end later — a soft purge: the entry is stale from then on, and its stale
+/// windows still apply. `None` for bytes that are not a record.
+pub fn expired_by(bytes: &[u8], fresh_until: u64) -> Option<Vec<u8>> {
+    let rec = decode(bytes).ok()?;
+    let mut copy = bytes.to_vec();
+    let until = rec.meta.fresh_until.min(fresh_until);
+    copy[FRESH_UNTIL_AT..FRESH_UNTIL_AT + 8].copy_from_slice(&until.to_le_bytes());
     seal(&mut copy);
     Some(copy)
 }
@@ -553,6 +567,21 @@ mod tests {
         assert_eq!(decode(&future), Err(DecodeError::UnsupportedVersion(4)));
         assert_eq!(decode(b"{\"json\":1}"), Err(DecodeError::NotARecord));
         assert_eq!(decode(b""), Err(DecodeError::NotARecord));
+    }
+
+    #[test]
+    fn a_soft_purge_ends_freshness_and_keeps_everything_else_in_every_version() {
+        for bytes in [encode(b"body"), old_record(1, b"body"), old_record(2, b"body")] {
+            let rec = decode(&bytes).unwrap();
+            let purged = expired_by(&bytes, rec.meta.fresh_until - 5).unwrap();
+            let again = decode(&purged).unwrap();
+            assert_eq!(again.meta.fresh_until, rec.meta.fresh_until - 5);
+            assert_eq!((again.body, again.headers.clone(), again.meta.stale), (rec.body, rec.headers.clone(), rec.meta.stale));
+            // Never extends freshness.
+            let later = expired_by(&bytes, rec.meta.fresh_until + 100).unwrap();
+            assert_eq!(decode(&later).unwrap().meta.fresh_until, rec.meta.fresh_until);
+        }
+        assert_eq!(expired_by(b"not a record", 0), None);
     }
 
     #[test]

@@ -3,10 +3,27 @@
 
 use super::{origin_path, push_length, push_status, report, ClientRequest};
 use crate::body::{pump, respond_full, BodyError, BodySink, BodySource, Client};
-use crate::cache::headers;
+use crate::cache::headers::{self, HeaderList};
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::config::Config;
 use crate::origin::{Origin, OriginError, OriginRequest, OriginResponse, OutboundBody};
+
+/// What the origin answered a forwarded request: its status and the fields
+/// that may name other URLs it changed (for invalidation).
+pub struct Answered {
+    pub status: u16,
+    pub locations: HeaderList,
+}
+
+fn answered<B>(response: &OriginResponse<B>) -> Answered {
+    let locations = response
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("location") || n.eq_ignore_ascii_case("content-location"))
+        .cloned()
+        .collect();
+    Answered { status: response.status, locations }
+}
 
 /// Forwards a request around the cache, streaming both bodies; `prefix` is what
 /// was already read of the request body.
@@ -17,17 +34,14 @@ pub async fn streaming<B: BodySource, O: Origin>(
     origin: &O,
     client: impl Client,
     outcome: Outcome,
-) {
+) -> Option<Answered> {
     let head = OriginRequest {
         method: &request.method,
         path_and_query: origin_path(config, &request.path_with_query),
         headers: headers::for_origin(&request.headers, false),
     };
     let body = OutboundBody::Streamed { prefix, rest: &mut request.body };
-    match origin.send(head, body).await {
-        Ok(response) => relay(config, response, client, outcome, &[]).await,
-        Err(e) => origin_failed(config, client, Fwd::Bypass, e).await,
-    }
+    relay_around(config, origin.send(head, body).await, client, outcome).await
 }
 
 /// Forwards a fully read request and relays the answer without storing it.
@@ -38,10 +52,29 @@ pub async fn buffered<B: BodySource, O: Origin>(
     origin: &O,
     client: impl Client,
     outcome: Outcome,
-) {
-    match send(config, request, body, origin, false, Conditionals::Client).await {
-        Ok(response) => relay(config, response, client, outcome, &[]).await,
-        Err(e) => origin_failed(config, client, Fwd::Bypass, e).await,
+) -> Option<Answered> {
+    let response = send(config, request, body, origin, false, Conditionals::Client).await;
+    relay_around(config, response, client, outcome).await
+}
+
+/// Relays what the origin answered a request that went around the cache, or
+/// the proxy's own error; says what was answered.
+async fn relay_around<B: BodySource>(
+    config: &Config,
+    response: Result<OriginResponse<B>, OriginError>,
+    client: impl Client,
+    outcome: Outcome,
+) -> Option<Answered> {
+    match response {
+        Ok(response) => {
+            let answered = answered(&response);
+            relay(config, response, client, outcome, &[]).await;
+            Some(answered)
+        }
+        Err(e) => {
+            origin_failed(config, client, Fwd::Bypass, e).await;
+            None
+        }
     }
 }
 

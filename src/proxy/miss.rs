@@ -10,7 +10,8 @@ use super::{content_length, forget, log_store_error, push_length, push_status, r
 use crate::body::{respond_full, BodySource, Client};
 use crate::cache::conditional;
 use crate::cache::headers::{self, HeaderList};
-use crate::cache::key::persisted_marker_key;
+use crate::cache::key::{persisted_marker_key, tag_marker_key};
+use crate::cache::tags;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_response, vary_digest, NotStoredReason, Storability, StoragePolicy};
 use crate::cache::record::{RecordBuilder, RecordMeta, StaleWindows};
@@ -195,6 +196,9 @@ async fn revalidated<B: BodySource, S: Store, O: Origin>(
     if stored.is_err() {
         // The old record's freshness is no longer what the origin says.
         forget(flow.store, &flow.keyed.kv_key);
+    } else {
+        let before: HeaderList = rec.headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
+        write_tag_markers(flow, &kept, &before);
     }
     let view: Vec<(&str, &[u8])> = kept.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
     let answer = StoredAnswer { status: rec.meta.status, headers: &view, age, body: &usable.body };
@@ -226,6 +230,23 @@ fn mark_persisted_query(store: &impl Store, check: &AnswerCheck) {
     if let AnswerCheck::GraphQl { persisted: Some(Persisted { marker, proven_query: true }), .. } = check {
         if let Err(e) = store.set(&persisted_marker_key(marker), b"query") {
             log_store_error("set", &e);
+        }
+    }
+}
+
+/// After storing an entry, one small marker per tag it carries (and did not
+/// carry in `before`), so a purge by tag finds it: no tags, no writes.
+fn write_tag_markers<B, S: Store, O>(flow: &Flow<'_, B, S, O>, headers: &[(String, Vec<u8>)], before: &[(String, Vec<u8>)]) {
+    let had = tags::parse_tags(before).tags;
+    let parsed = tags::parse_tags(headers);
+    if parsed.dropped > 0 {
+        eprintln!("post-cache: {} tags over the limits (128 tags of 128 bytes) not indexed", parsed.dropped);
+    }
+    for tag in parsed.tags.iter().filter(|t| !had.contains(t)) {
+        let Some(marker) = tag_marker_key(tag, &flow.keyed.kv_key) else { continue };
+        if let Err(e) = flow.store.set(&marker, b"t") {
+            log_store_error("set", &e);
+            return;
         }
     }
 }
@@ -315,6 +336,7 @@ async fn capture_and_store<B: BodySource, S: Store, O: Origin>(
     });
     if stored.is_ok() {
         mark_persisted_query(entry.flow.store, &keyed.check);
+        write_tag_markers(entry.flow, &stored_headers, &[]);
     }
     let ok = stored.is_ok();
     let outcome = Outcome::Forwarded { fwd: entry.fwd, stored };

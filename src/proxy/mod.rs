@@ -6,8 +6,10 @@
 //! pure `cache` and `protocol` modules; these files only sequence I/O, and a
 //! store failure only ever costs the cache, never the request.
 
+mod admin;
 mod collapse;
 mod forward;
+mod invalidate;
 mod keying;
 mod lookup;
 mod miss;
@@ -17,6 +19,7 @@ use crate::body::{BodyError, BodySource, Client};
 use crate::cache::cache_control::CacheControl;
 use crate::cache::freshness::{decide_stored, StoredUse};
 use crate::cache::headers::{self, HeaderList};
+use crate::cache::invalidation;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_request, BypassReason, RequestDecision};
 use crate::config::Config;
@@ -66,12 +69,23 @@ pub async fn handle<B, S, O, C, R>(
     // One destination type for the client and for a background refresh, so the
     // miss path is compiled once.
     let client = stale::Respond::To(client);
+    let token_set = !config.purge_token.is_empty();
+    if let Some(endpoint) = crate::admin::route(&config.admin_path, token_set, &request.method, &request.path_with_query) {
+        return admin::handle(config, now, endpoint, &mut request, open_store, client).await;
+    }
     let candidate = config.is_candidate(&request.method);
     let decision = decide_request(&request.method, candidate, &request.headers, config.credentials);
     let (refresh, only_if_cached, scoped) = match decision {
         RequestDecision::Bypass(reason) => {
             let outcome = Outcome::Bypass(reason);
-            return forward::streaming(config, &mut request, &[], origin, client, outcome).await;
+            let answered = forward::streaming(config, &mut request, &[], origin, client, outcome).await;
+            // After the response: the client does not wait for the invalidation.
+            if let Some(answered) = answered {
+                if config.invalidate_on_unsafe && invalidation::invalidates(&request.method, candidate, answered.status) {
+                    invalidate::forget_urls(&request, &answered, open_store);
+                }
+            }
+            return;
         }
         RequestDecision::Lookup { only_if_cached, scoped } => (false, only_if_cached, scoped),
         RequestDecision::Refresh { scoped } => (true, false, scoped),
@@ -81,11 +95,21 @@ pub async fn handle<B, S, O, C, R>(
         Ok(keyed) => keyed,
         Err(keying::NotKeyed::TooLarge(prefix)) => {
             let outcome = Outcome::Bypass(BypassReason::BodyTooLarge);
-            return forward::streaming(config, &mut request, &prefix, origin, client, outcome).await;
+            forward::streaming(config, &mut request, &prefix, origin, client, outcome).await;
+            return;
         }
         Err(keying::NotKeyed::Bypass(body, reason)) => {
             let outcome = Outcome::Bypass(BypassReason::Protocol(reason));
-            return forward::buffered(config, &request, &body, origin, client, outcome).await;
+            let answered = forward::buffered(config, &request, &body, origin, client, outcome).await;
+            // A GraphQL mutation writes behind its endpoint; forgetting every
+            // query of the endpoint is opt-in.
+            if let Some(answered) = answered {
+                let mutation = reason == crate::protocol::ProtocolBypass::Mutation;
+                if mutation && config.invalidate_on_mutation && (200..400).contains(&answered.status) {
+                    invalidate::forget_urls(&request, &answered, open_store);
+                }
+            }
+            return;
         }
         Err(keying::NotKeyed::BodyFailed(e)) => return forward::bad_request_body(client, e).await,
     };
@@ -95,7 +119,8 @@ pub async fn handle<B, S, O, C, R>(
         Err(e) => {
             log_store_error("open", &e);
             let outcome = Outcome::Bypass(BypassReason::StoreError);
-            return forward::buffered(config, &request, &keyed.body, origin, client, outcome).await;
+            forward::buffered(config, &request, &keyed.body, origin, client, outcome).await;
+            return;
         }
     };
     let flow = Flow { config, now, request: &request, keyed: &keyed, store: &store, origin };
@@ -108,7 +133,8 @@ pub async fn handle<B, S, O, C, R>(
         Err(e) => {
             log_store_error("get", &e);
             let outcome = Outcome::Bypass(BypassReason::StoreError);
-            return forward::buffered(config, &request, &keyed.body, origin, client, outcome).await;
+            forward::buffered(config, &request, &keyed.body, origin, client, outcome).await;
+            return;
         }
     };
     let request_cc = CacheControl::parse(&headers::values(&request.headers, "cache-control"));

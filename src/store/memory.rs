@@ -41,4 +41,9 @@ impl Store for &MemoryStore {
         self.entries.borrow_mut().remove(key);
         Ok(())
     }
+
+    fn keys(&self) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        Ok(self.entries.borrow().keys().cloned().collect())
+    }
 }

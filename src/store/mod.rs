@@ -1,5 +1,6 @@
-//! Where records live. The cache needs three operations and treats every error
-//! as "no cache", never as a failed request.
+//! Where records live. The request path needs three operations and treats every
+//! error as "no cache", never as a failed request; purging and invalidation also
+//! list the keys (Spin's `get-keys`: the whole store, in no order).
 
 #[cfg(test)]
 pub mod memory;
@@ -23,4 +24,6 @@ pub trait Store {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Every key in the store.
+    fn keys(&self) -> Result<Vec<String>, StoreError>;
 }

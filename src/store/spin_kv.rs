@@ -34,4 +34,8 @@ impl Store for SpinKv {
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).map_err(|e| StoreError(format!("delete: {}", describe(&e))))
     }
+
+    fn keys(&self) -> Result<Vec<String>, StoreError> {
+        self.0.get_keys().map_err(|e| StoreError(format!("get-keys: {}", describe(&e))))
+    }
 }

@@ -72,7 +72,7 @@ fn a_refresh_that_loses_the_mark_race_does_not_reach_the_origin() {
     assert_eq!(later.calls.borrow().len(), 0, "the rival refreshes, not this request");
 }
 
-fn failing(status: u16) -> FakeOrigin {
+pub(super) fn failing(status: u16) -> FakeOrigin {
     let mut o = origin("no-store");
     o.status = status;
     o.body = b"origin down".to_vec();

@@ -31,6 +31,8 @@ pub struct KvFaults {
     pub fail: AtomicBool,
     /// Every call takes this long first.
     pub delay_ms: AtomicU64,
+    /// `get-keys` alone fails (a listing is the call a remote store times out on).
+    pub fail_listing: AtomicBool,
 }
 
 /// Spin's key limit (hosted): keys are at most 255 bytes.
@@ -151,6 +153,9 @@ impl HostStore for RequestState {
 
     async fn get_keys(&mut self, store: Resource<StoreHandle>) -> Result<Vec<String>, Error> {
         self.kv.data.enter().await?;
+        if self.kv.data.faults.fail_listing.load(Ordering::SeqCst) {
+            return Err(Error::Other("injected get-keys failure".into()));
+        }
         let label = self.label(&store)?;
         Ok(self.kv.data.keys(&label))
     }

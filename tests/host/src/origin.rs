@@ -1,6 +1,7 @@
 //! A real HTTP/1.1 test origin on loopback. It counts requests per (method,
 //! path, body digest) and answers as the query string says:
-//! `status=`, `cc=` (Cache-Control), `cdn_cc=` (CDN-Cache-Control), `expires=`, `vary=`, `set_cookie=1`,
+//! `status=`, `cc=` (Cache-Control), `cdn_cc=` (CDN-Cache-Control), `tags=`
+//! (Surrogate-Key), `expires=`, `vary=`, `set_cookie=1`,
 //! `size=` (a binary body of that many bytes, different on every request unless
 //! `static=1`), `chunked=1`, `delay_ms=`, `etag=` (sent as a strong `ETag`, and
 //! a request whose `If-None-Match` names it gets `304` without a body). Faults
@@ -247,7 +248,7 @@ async fn answer(
         .header("x-origin-count", count.to_string())
         .header("x-multi", "one")
         .header("x-multi", "two");
-    for (param, header) in [("cc", "cache-control"), ("cdn_cc", "cdn-cache-control"), ("expires", "expires"), ("vary", "vary")] {
+    for (param, header) in [("cc", "cache-control"), ("cdn_cc", "cdn-cache-control"), ("tags", "surrogate-key"), ("expires", "expires"), ("vary", "vary")] {
         if let Some(v) = params.get(param) {
             builder = builder.header(header, v.as_str());
         }

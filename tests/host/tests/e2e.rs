@@ -12,6 +12,8 @@ use wasmtime::Engine;
 
 #[path = "e2e/protocols.rs"]
 mod protocols;
+#[path = "e2e/admin.rs"]
+mod admin;
 #[path = "e2e/stale.rs"]
 mod stale;
 

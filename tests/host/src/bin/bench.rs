@@ -215,6 +215,62 @@ async fn protocol_hits(
     Ok(())
 }
 
+/// What one invalidation (a PUT) and one purge by URL cost with 100 and with
+/// 100,000 entries in the store: Spin's `get-keys` lists the whole store.
+async fn invalidation_cost(
+    engine: &wasmtime::Engine,
+    post_cache: &wasmtime::component::Component,
+    origin: &TestOrigin,
+) -> wasmtime::Result<()> {
+    const TOKEN: &str = "bench-purge-token-0123456789";
+    println!();
+    println!("Invalidation and purge against the store size (sequential, median of 15; the PUT's client is answered before the invalidation, so its time is the instance's):");
+    println!();
+    println!("| entries in store | PUT, invalidate_on_unsafe=false, ms | PUT, invalidating, ms | purge by URL, ms | peak guest MiB (invalidating) |");
+    println!("|---:|---:|---:|---:|---:|");
+    for entries in [100usize, 100_000] {
+        let mut times = [Vec::new(), Vec::new(), Vec::new()];
+        let mut peak = 0;
+        for (i, invalidate) in ["false", "true"].into_iter().enumerate() {
+            let mut c = HostConfig::default();
+            c.variables.insert("origin".into(), origin.base_url());
+            c.variables.insert("invalidate_on_unsafe".into(), invalidate.into());
+            c.variables.insert("purge_token".into(), TOKEN.into());
+            c.allowed_outbound_hosts.push(origin.base_url());
+            let host = start(engine, post_cache, c).await?;
+            let filler = vec![0x11u8; 4 * KIB];
+            for n in 0..entries as u64 {
+                host.kv.insert("default", &format!("post-cache:v2:{n:032x}:{n:016x}:{n:064x}"), filler.clone());
+            }
+            let mut client = Client::new(host.addr);
+            for _ in 0..15 {
+                let t = Instant::now();
+                let r = client.send("PUT", "/item", &[], b"{}", Framing::Sized).await?;
+                assert_eq!(r.status, 200);
+                host.wait_idle(Duration::from_secs(60)).await;
+                times[i].push(t.elapsed());
+            }
+            if invalidate == "true" {
+                peak = host.stats.peak_memory.load(Ordering::SeqCst);
+                let auth = format!("Bearer {TOKEN}");
+                for _ in 0..15 {
+                    let t = Instant::now();
+                    let r = client.send("POST", "/.well-known/post-cache/purge", &[("authorization", auth.as_str())], br#"{"url":"/item"}"#, Framing::Sized).await?;
+                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                    times[2].push(t.elapsed());
+                }
+            }
+        }
+        let med = |v: &mut Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2].as_secs_f64() * 1e3
+        };
+        let [a, b, p] = &mut times;
+        println!("| {entries} | {:.2} | {:.2} | {:.2} | {} |", med(a), med(b), med(p), mib(peak));
+    }
+    Ok(())
+}
+
 /// Stale hits against fresh hits of the same entry, and what collapsing does to
 /// a burst of identical cold misses.
 async fn stale_and_collapse(
@@ -322,6 +378,9 @@ async fn main() -> wasmtime::Result<()> {
     }
     if std::env::args().any(|a| a == "--stale") {
         return stale_and_collapse(&engine, &post_cache, &origin, scale, limit).await;
+    }
+    if std::env::args().any(|a| a == "--purge") {
+        return invalidation_cost(&engine, &post_cache, &origin).await;
     }
 
     let pc_config = || {
@@ -434,6 +493,7 @@ async fn main() -> wasmtime::Result<()> {
 
     protocol_hits(&engine, &post_cache, &origin, scale, limit).await?;
     stale_and_collapse(&engine, &post_cache, &origin, scale, limit).await?;
+    invalidation_cost(&engine, &post_cache, &origin).await?;
 
     println!();
     println!("peak guest memory per request (hit or miss) vs 2 x (body + response) + 1 MiB:");
