@@ -2,7 +2,7 @@
 //! everything; hard or soft) and stats. Decisions and parsing are in `crate::admin`.
 
 use super::keying::{self, Keyed};
-use super::{log_store_error, report, ClientRequest};
+use super::{report, ClientRequest};
 use crate::admin::purge::{self, ExactRequest, PurgeRequest, Target};
 use crate::admin::{authorize, json_string, Denied, Endpoint};
 use crate::body::{respond_full, BodySource, Client};
@@ -245,7 +245,7 @@ async fn bad_request(client: impl Client, field: &str, problem: &str) {
 
 /// A store failure is never a 200: it says how far the purge got.
 async fn store_failed(client: impl Client, e: &StoreError, purged: u64, last: Option<&str>) {
-    log_store_error("admin", e);
+    eprintln!("post-cache: admin request failed: key-value store: {e}");
     let resume = last.map(|k| format!(r#","continue":{}"#, json_string(k))).unwrap_or_default();
     let body = format!(r#"{{"error":{},"purged":{purged}{resume}}}"#, json_string(&format!("the key-value store failed: {e}")));
     json(client, 503, body).await

@@ -5,7 +5,7 @@
 //! (see the README), which is why it runs after the client has its answer.
 
 use super::forward::Answered;
-use super::{log_store_error, ClientRequest};
+use super::ClientRequest;
 use crate::cache::invalidation::invalidated_paths;
 use crate::cache::key::uri_prefix;
 use crate::store::{Store, StoreError};
@@ -36,7 +36,7 @@ pub fn forget_urls<B, S: Store>(
             n
         }
         Err(e) => {
-            log_store_error("invalidate", &e);
+            eprintln!("post-cache: invalidation of {path} skipped: key-value store: {e}");
             0
         }
     }

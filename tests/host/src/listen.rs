@@ -13,8 +13,14 @@ use wasmtime_wasi_http::io::TokioIo;
 /// Serves every connection on `listener` with keep-alive, calling `handle` with
 /// the peer address and each request, until the returned task is aborted. A
 /// connection accepted while `open()` is false is closed at once, unanswered: a
-/// server that is down.
-pub fn serve<H, F, B, E>(listener: TcpListener, open: Arc<dyn Fn() -> bool + Send + Sync>, handle: H) -> JoinHandle<()>
+/// server that is down. `nodelay` sets `TCP_NODELAY` on accepted sockets (Spin
+/// does not).
+pub fn serve<H, F, B, E>(
+    listener: TcpListener,
+    nodelay: bool,
+    open: Arc<dyn Fn() -> bool + Send + Sync>,
+    handle: H,
+) -> JoinHandle<()>
 where
     H: Fn(SocketAddr, hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<hyper::Response<B>, E>> + Send + 'static,
@@ -30,7 +36,9 @@ where
                 drop(socket);
                 continue;
             }
-            let _ = socket.set_nodelay(true);
+            if nodelay {
+                let _ = socket.set_nodelay(true);
+            }
             let handle = handle.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| handle(peer, req));

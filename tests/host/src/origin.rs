@@ -70,7 +70,7 @@ impl TestOrigin {
         let faults = Arc::new(Mutex::new(Faults::default()));
         let (server_log, server_faults, gate_faults) = (log.clone(), faults.clone(), faults.clone());
         let open = Arc::new(move || !gate_faults.lock().unwrap().down);
-        let task = crate::listen::serve(listener, open, move |_, req| {
+        let task = crate::listen::serve(listener, true, open, move |_, req| {
             answer(server_log.clone(), server_faults.clone(), req)
         });
         Ok(Self { addr, log, faults, task })

@@ -50,6 +50,10 @@ pub struct HostConfig {
     pub max_memory_bytes: usize,
     /// Where to listen; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// `TCP_NODELAY` on the sockets the host accepts and on its outbound
+    /// connections. Spin sets it on neither (the default here, so that the
+    /// host is slow where Spin is slow); `true` is a Spin patched to set it.
+    pub tcp_nodelay: bool,
 }
 
 impl Default for HostConfig {
@@ -63,6 +67,7 @@ impl Default for HostConfig {
             kv_max_value_bytes: None,
             max_memory_bytes: 256 << 20,
             listen: "127.0.0.1:0".parse().unwrap(),
+            tcp_nodelay: false,
         }
     }
 }
@@ -286,7 +291,7 @@ pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -
         kv: kv.clone(),
         granted: Arc::new(config.key_value_stores),
         routes,
-        outbound: OutboundPolicy::new(config.allowed_outbound_hosts),
+        outbound: OutboundPolicy::new(config.allowed_outbound_hosts, config.tcp_nodelay),
         stats: stats.clone(),
         clock: clock.clone(),
         max_memory: config.max_memory_bytes,
@@ -294,7 +299,7 @@ pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -
 
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let task = crate::listen::serve(listener, Arc::new(|| true), move |client, req| handle(shared.clone(), client, req));
+    let task = crate::listen::serve(listener, config.tcp_nodelay, Arc::new(|| true), move |client, req| handle(shared.clone(), client, req));
     Ok(RunningHost { addr, kv, stats, clock, task })
 }
 

@@ -25,6 +25,8 @@ struct Figures {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Share of requests slower than 30 ms (a delayed-ACK stall is 40 ms).
+    over_30ms: f64,
     peak_mem: usize,
 }
 
@@ -98,6 +100,7 @@ async fn load_run_with(
         rps: all.len() as f64 / elapsed.as_secs_f64(),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
+        over_30ms: all.iter().filter(|d| d.as_millis() >= 30).count() as f64 / all.len() as f64,
         peak_mem: host.map(|h| h.stats.peak_memory.load(Ordering::SeqCst)).unwrap_or(0),
     }
 }
@@ -210,6 +213,55 @@ async fn protocol_hits(
                 "| {mode} | {} ({} B) | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:+.2} |",
                 size(body_len), body.len(), raw.rps, parsed.rps, parsed.rps / raw.rps, raw.p50_ms, parsed.p50_ms, parsed.p50_ms - raw.p50_ms
             );
+        }
+    }
+    Ok(())
+}
+
+/// The paths through post-cache with Spin's sockets (no `TCP_NODELAY` on the
+/// accepted or the outbound connections) and with `TCP_NODELAY` on both.
+async fn socket_modes(
+    engine: &wasmtime::Engine,
+    post_cache: &wasmtime::component::Component,
+    trivial: &wasmtime::component::Component,
+    origin: &TestOrigin,
+    scale: f64,
+    limit: Duration,
+) -> wasmtime::Result<()> {
+    println!();
+    println!("Socket modes ({CONCURRENCY} connections, 1 KiB request bodies, 4 KiB answers, median of {ROUNDS} rounds):");
+    println!();
+    println!("| host sockets | path | req/s | p50 ms | p99 ms | requests ≥ 30 ms |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let count = (2000.0 * scale) as usize;
+    let body = Arc::new(spin_test_host::origin::binary_body(KIB, 5));
+    let q = "/bench?size=4096&static=1".to_string();
+    for (mode, nodelay) in [("Spin (no TCP_NODELAY)", false), ("TCP_NODELAY both sides", true)] {
+        let config = |vars: bool| {
+            let mut c = HostConfig::default();
+            c.tcp_nodelay = nodelay;
+            if vars {
+                c.variables.insert("origin".into(), origin.base_url());
+                c.variables.insert("default_ttl".into(), "86400".into());
+                c.allowed_outbound_hosts.push(origin.base_url());
+            }
+            c
+        };
+        let pc = start(engine, post_cache, config(true)).await?;
+        let floor = start(engine, trivial, config(false)).await?;
+        let mut c = Client::new(pc.addr);
+        c.send("POST", &q, &[], &body, Framing::Sized).await?;
+        let mut rounds: [Vec<Figures>; 5] = Default::default();
+        for _ in 0..ROUNDS {
+            rounds[0].push(load_run(floor.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
+            rounds[1].push(load_run(pc.addr, "GET", q.clone(), Arc::new(Vec::new()), false, count, limit, None).await);
+            rounds[2].push(load_run_with(pc.addr, "POST", q.clone(), &[("cache-control", "no-store")], body.clone(), false, count, limit, None).await);
+            rounds[3].push(load_run(pc.addr, "POST", q.clone(), body.clone(), true, count, limit, None).await);
+            rounds[4].push(load_run(pc.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
+        }
+        let names = ["floor: fixed 4 KiB answer", "GET pass-through", "POST pass-through (no-store)", "POST miss, stored", "POST hit"];
+        for (name, f) in names.iter().zip(rounds.map(median)) {
+            println!("| {mode} | {name} | {:.0} | {:.2} | {:.2} | {:.2} % |", f.rps, f.p50_ms, f.p99_ms, f.over_30ms * 100.0);
         }
     }
     Ok(())
@@ -382,6 +434,9 @@ async fn main() -> wasmtime::Result<()> {
     if std::env::args().any(|a| a == "--purge") {
         return invalidation_cost(&engine, &post_cache, &origin).await;
     }
+    if std::env::args().any(|a| a == "--sockets") {
+        return socket_modes(&engine, &post_cache, &trivial, &origin, scale, limit).await;
+    }
 
     let pc_config = || {
         let mut c = HostConfig::default();
@@ -494,6 +549,7 @@ async fn main() -> wasmtime::Result<()> {
     protocol_hits(&engine, &post_cache, &origin, scale, limit).await?;
     stale_and_collapse(&engine, &post_cache, &origin, scale, limit).await?;
     invalidation_cost(&engine, &post_cache, &origin).await?;
+    socket_modes(&engine, &post_cache, &trivial, &origin, scale, limit).await?;
 
     println!();
     println!("peak guest memory per request (hit or miss) vs 2 x (body + response) + 1 MiB:");
