@@ -30,7 +30,7 @@ mod wasi_io;
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use crate::body::{respond_full, BodyError, Client};
+    use crate::body::{respond_full, BodyError, BodySink, Client};
     use crate::cache::headers::HeaderList;
     use crate::config::Config;
     use crate::origin::spin_http::SpinOrigin;
@@ -42,11 +42,9 @@ mod component {
 
     struct Downstream(ResponseOutparam);
 
-    impl Client for Downstream {
-        type Sink = OutgoingStream;
-
-        fn respond(self, status: u16, headers: HeaderList) -> Result<OutgoingStream, BodyError> {
-            let (fields, status) = match Fields::from_list(&headers) {
+    impl Downstream {
+        fn response(status: u16, headers: &HeaderList) -> Result<OutgoingResponse, BodyError> {
+            let (fields, status) = match Fields::from_list(headers) {
                 Ok(fields) => (fields, status),
                 Err(e) => {
                     // The origin sent a header wasi:http will not carry; say so
@@ -59,9 +57,35 @@ mod component {
             response
                 .set_status_code(status)
                 .map_err(|()| BodyError(format!("invalid status {status}")))?;
+            Ok(response)
+        }
+    }
+
+    impl Client for Downstream {
+        type Sink = OutgoingStream;
+
+        fn respond(self, status: u16, headers: HeaderList) -> Result<OutgoingStream, BodyError> {
+            let response = Self::response(status, &headers)?;
             let body = response.body().expect("a new response has a body");
             self.0.set(response);
             OutgoingStream::new(body)
+        }
+
+        async fn respond_complete(self, status: u16, headers: HeaderList, bytes: &[u8]) -> Result<(), BodyError> {
+            let response = Self::response(status, &headers)?;
+            let mut sink = OutgoingStream::new(response.body().expect("a new response has a body"))?;
+            // The body first, finished, then the head: the host then has both
+            // when it writes the response. Only when the host takes the body in
+            // one write without waiting: before the head is handed over nobody
+            // reads the body, so a second write could wait forever.
+            if bytes.is_empty() || sink.write_at_once(bytes)? {
+                let finished = sink.finish();
+                self.0.set(response);
+                return finished;
+            }
+            self.0.set(response);
+            sink.write(bytes).await?;
+            sink.finish()
         }
     }
 

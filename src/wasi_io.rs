@@ -87,6 +87,22 @@ impl OutgoingStream {
     }
 }
 
+impl OutgoingStream {
+    /// Writes all of `bytes` if the host takes them in one write now, without
+    /// waiting; `false` (nothing written) otherwise.
+    pub fn write_at_once(&mut self, bytes: &[u8]) -> Result<bool, BodyError> {
+        let stream = self.stream.as_ref().expect("stream is present until finish");
+        match stream.check_write() {
+            Ok(permitted) if permitted as usize >= bytes.len() => {
+                stream.write(bytes).map_err(stream_error)?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) => Err(stream_error(e)),
+        }
+    }
+}
+
 impl BodySink for OutgoingStream {
     async fn write(&mut self, mut bytes: &[u8]) -> Result<(), BodyError> {
         let stream = self.stream.as_ref().expect("stream is present until finish");

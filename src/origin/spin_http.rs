@@ -61,7 +61,23 @@ impl Origin for SpinOrigin {
         if set.iter().any(Result::is_err) {
             return Err(unreachable(format!("invalid request line for {}", request.path_and_query)));
         }
-        let body_handle = outgoing.body().expect("a new request has a body");
+        // No body at all when there is none to send: a body stream, even an
+        // empty one, makes the host's client frame a GET as chunked and send
+        // its terminator as a second write.
+        let mut sink = match &body {
+            OutboundBody::Buffered(bytes) if bytes.is_empty() => None,
+            _ => {
+                let handle = outgoing.body().expect("a new request has a body");
+                Some(OutgoingStream::new(handle).map_err(OriginError::RequestBody)?)
+            }
+        };
+        // A body at hand that the host takes in one write goes first, finished,
+        // so the request leaves in one piece (see `Client::respond_complete`).
+        if let (Some(open), OutboundBody::Buffered(bytes)) = (sink.as_mut(), &body) {
+            if open.write_at_once(bytes).map_err(|e| unreachable(e.0))? {
+                sink.take().expect("open").finish().map_err(|e| unreachable(e.0))?;
+            }
+        }
         let options = RequestOptions::new();
         let timeout_ns = self.timeout.saturating_mul(1_000_000_000);
         // A host that does not support a timeout refuses to set it; the request
@@ -73,7 +89,7 @@ impl Origin for SpinOrigin {
         // Send the body while waiting for the response head, so an origin that
         // answers early (or reads slowly) cannot deadlock the exchange.
         let write_body = async {
-            let mut sink = OutgoingStream::new(body_handle).map_err(OriginError::RequestBody)?;
+            let Some(mut sink) = sink.take() else { return Ok(()) };
             match body {
                 OutboundBody::Buffered(bytes) => {
                     sink.write(bytes).await.map_err(|e| unreachable(e.0))?;

@@ -40,8 +40,24 @@ pub async fn streaming<B: BodySource, O: Origin>(
         path_and_query: origin_path(config, &request.path_with_query),
         headers: headers::for_origin(&request.headers, false),
     };
-    let body = OutboundBody::Streamed { prefix, rest: &mut request.body };
-    relay_around(config, origin.send(head, body).await, client, outcome).await
+    // Read ahead, so that a small body goes with its head in one piece.
+    let (ahead, ended) = match read_ahead(&mut request.body, prefix).await {
+        (ahead, Ok(ended)) => (ahead, ended),
+        (_, Err(e)) => {
+            bad_request_body(client, e).await;
+            return None;
+        }
+    };
+    let response = if ended {
+        let mut head = head;
+        if !ahead.is_empty() && !headers::has(&head.headers, "content-length") {
+            head.headers.push(("content-length".into(), ahead.len().to_string().into_bytes()));
+        }
+        origin.send(head, OutboundBody::<B>::Buffered(&ahead)).await
+    } else {
+        origin.send(head, OutboundBody::Streamed { prefix: &ahead, rest: &mut request.body }).await
+    };
+    relay_around(config, response, client, outcome).await
 }
 
 /// Forwards a fully read request and relays the answer without storing it.
@@ -119,6 +135,10 @@ pub async fn send<B: BodySource, O: Origin>(
     origin.send(head, OutboundBody::<B>::Buffered(bytes)).await
 }
 
+/// How much of a relayed answer is read before its head is sent: an answer
+/// that ends within it leaves in one piece with its exact length.
+pub const READ_AHEAD: usize = 64 * 1024;
+
 /// Streams an origin response to the client: `prefix` (already read) first,
 /// then the rest. A body that fails midway aborts the client's response.
 /// Targeted cache-control fields (RFC 9213) were for this cache and stay here.
@@ -131,15 +151,45 @@ pub async fn relay<B: BodySource>(
 ) {
     let mut head = headers::for_client(&response.headers, &config.targeted_fields());
     push_status(&mut head, outcome);
+    let (ahead, ended) = read_ahead(&mut response.body, prefix).await;
+    let failed = match ended {
+        Ok(true) => {
+            // All of it: one piece, with its exact length when the origin sent
+            // it chunked (an empty body may answer a HEAD: no length then).
+            if !ahead.is_empty() && !headers::has(&head, "content-length") {
+                push_length(&mut head, response.status, ahead.len());
+            }
+            return report(client.respond_complete(response.status, head, &ahead).await);
+        }
+        Ok(false) => None,
+        Err(e) => Some(e),
+    };
     let result = async {
         let mut sink = client.respond(response.status, head)?;
-        if !prefix.is_empty() {
-            sink.write(prefix).await?;
+        if !ahead.is_empty() {
+            sink.write(&ahead).await?;
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         pump(&mut response.body, &mut sink).await?;
         sink.finish()
     };
     report(result.await);
+}
+
+/// `prefix` and what follows of `body`, up to [`READ_AHEAD`] bytes, and whether
+/// that was all of it (or how the body failed).
+async fn read_ahead(body: &mut impl BodySource, prefix: &[u8]) -> (Vec<u8>, Result<bool, BodyError>) {
+    let mut ahead = prefix.to_vec();
+    while ahead.len() < READ_AHEAD {
+        match body.next_chunk().await {
+            Ok(Some(chunk)) => ahead.extend_from_slice(&chunk),
+            Ok(None) => return (ahead, Ok(true)),
+            Err(e) => return (ahead, Err(e)),
+        }
+    }
+    (ahead, Ok(false))
 }
 
 pub async fn origin_failed(config: &Config, client: impl Client, fwd: Fwd, error: OriginError) {

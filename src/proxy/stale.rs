@@ -83,6 +83,13 @@ impl<C: Client> Client for Respond<C> {
             }
         }
     }
+
+    async fn respond_complete(self, status: u16, head: HeaderList, body: &[u8]) -> Result<(), BodyError> {
+        match self {
+            Respond::To(client) => client.respond_complete(status, head, body).await,
+            nowhere => nowhere.respond(status, head).map(drop),
+        }
+    }
 }
 
 impl<S: BodySink> BodySink for RespondSink<S> {

@@ -516,3 +516,26 @@ fn component_imports_only_wasi_0_2_and_spin_2_0() {
     assert!(imports.iter().any(|n| n == "fermyon:spin/key-value@2.0.0"));
     assert!(imports.iter().any(|n| n.starts_with("wasi:http/outgoing-handler@0.2.")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_messages_cross_the_proxy_whole_so_they_can_leave_in_one_write() {
+    let mut s = setup().await;
+    // A small answer the origin sends chunked reaches the client with its exact
+    // length: it was read whole before its head was handed over.
+    let get = s.client.send("GET", "/small?chunked=1&size=3000", &[], b"", Framing::Sized).await.unwrap();
+    assert_eq!((get.status, get.body.len()), (200, 3000));
+    assert_eq!(get.header("content-length").as_deref(), Some("3000"));
+    assert!(get.header("transfer-encoding").is_none());
+    // A GET goes to the origin without a body stream, so the host's client
+    // frames it without chunking (and without a second write for the terminator).
+    assert!(s.origin.last_headers().iter().all(|(n, _)| n != "transfer-encoding" && n != "content-length"));
+    // A small request body sent around the cache goes with its length.
+    let post = s.client.send("POST", "/small", &[JSON, ("cache-control", "no-store")], b"{\"a\":1}", Framing::Chunked(3)).await.unwrap();
+    assert_eq!(post.status, 200);
+    let sent = s.origin.last_headers();
+    assert!(sent.iter().any(|(n, v)| n == "content-length" && v == b"7"), "{sent:?}");
+    // A large answer still streams.
+    let big = s.client.send("GET", "/big?chunked=1&size=300000", &[], b"", Framing::Sized).await.unwrap();
+    assert_eq!(big.body.len(), 300_000);
+    assert!(big.header("content-length").is_none());
+}

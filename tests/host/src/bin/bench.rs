@@ -236,10 +236,10 @@ async fn socket_modes(
     let count = (2000.0 * scale) as usize;
     let body = Arc::new(spin_test_host::origin::binary_body(KIB, 5));
     let q = "/bench?size=4096&static=1".to_string();
+    let mut wrk_rows = Vec::new();
     for (mode, nodelay) in [("Spin (no TCP_NODELAY)", false), ("TCP_NODELAY both sides", true)] {
         let config = |vars: bool| {
-            let mut c = HostConfig::default();
-            c.tcp_nodelay = nodelay;
+            let mut c = HostConfig { tcp_nodelay: nodelay, ..HostConfig::default() };
             if vars {
                 c.variables.insert("origin".into(), origin.base_url());
                 c.variables.insert("default_ttl".into(), "86400".into());
@@ -263,8 +263,67 @@ async fn socket_modes(
         for (name, f) in names.iter().zip(rounds.map(median)) {
             println!("| {mode} | {name} | {:.0} | {:.2} | {:.2} | {:.2} % |", f.rps, f.p50_ms, f.p99_ms, f.over_30ms * 100.0);
         }
+        wrk_rows.extend(wrk_paths(mode, pc.addr, floor.addr, limit));
+    }
+    if !wrk_rows.is_empty() {
+        println!();
+        println!("The same paths loaded by wrk (1 thread, 4 connections), whose connections show delayed-ACK stalls where this load generator's do not:");
+        println!();
+        println!("| host sockets | path | req/s | p50 ms | p99 ms |");
+        println!("|---|---|---:|---:|---:|");
+        for row in wrk_rows {
+            println!("{row}");
+        }
     }
     Ok(())
+}
+
+/// Runs wrk, when it is installed, over the socket section's paths; a row each.
+fn wrk_paths(mode: &str, pc: SocketAddr, floor: SocketAddr, limit: Duration) -> Vec<String> {
+    if std::process::Command::new("wrk").arg("--version").output().is_err() {
+        return Vec::new();
+    }
+    let dir = std::env::temp_dir();
+    let script = |name: &str, lua: &str| {
+        let path = dir.join(format!("post-cache-bench-{name}.lua"));
+        std::fs::write(&path, lua).expect("temp file");
+        path
+    };
+    let body = "wrk.method = \"POST\"\nwrk.body = string.rep(\"x\", 1024)\n";
+    let no_store = script("no-store", &format!("{body}wrk.headers[\"cache-control\"] = \"no-store\"\n"));
+    let hit = script("hit", body);
+    let miss = script(
+        "miss",
+        "local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(\"POST\", nil, nil, tostring(os.time()) .. \":\" .. tostring(math.random()) .. \":\" .. n .. string.rep(\"m\", 990))\nend\n",
+    );
+    let runs: [(&str, SocketAddr, Option<&std::path::Path>); 5] = [
+        ("floor: fixed 4 KiB answer", floor, Some(hit.as_path())),
+        ("GET pass-through", pc, None),
+        ("POST pass-through (no-store)", pc, Some(no_store.as_path())),
+        ("POST miss, stored", pc, Some(miss.as_path())),
+        ("POST hit", pc, Some(hit.as_path())),
+    ];
+    let mut rows = Vec::new();
+    for (name, addr, lua) in runs {
+        let mut cmd = std::process::Command::new("wrk");
+        cmd.args(["-t1", "-c4", &format!("-d{}s", limit.as_secs().max(2)), "--latency"]);
+        if let Some(lua) = lua {
+            cmd.arg("-s").arg(lua);
+        }
+        cmd.arg(format!("http://{addr}/bench?size=4096&static=1"));
+        let Ok(out) = cmd.output() else { continue };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |prefix: &str| {
+            text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string())).unwrap_or_default()
+        };
+        let ms = |v: String| match v.strip_suffix("ms") {
+            Some(n) => n.parse::<f64>().unwrap_or(0.0),
+            None => v.strip_suffix("us").and_then(|n| n.parse::<f64>().ok()).map_or(0.0, |u| u / 1e3),
+        };
+        let rps = field("Requests/sec:").parse::<f64>().unwrap_or(0.0);
+        rows.push(format!("| {mode} | {name} | {rps:.0} | {:.2} | {:.2} |", ms(field("50%")), ms(field("99%"))));
+    }
+    rows
 }
 
 /// What one invalidation (a PUT) and one purge by URL cost with 100 and with
@@ -433,6 +492,20 @@ async fn main() -> wasmtime::Result<()> {
     }
     if std::env::args().any(|a| a == "--purge") {
         return invalidation_cost(&engine, &post_cache, &origin).await;
+    }
+    if let Some(seconds) = std::env::args().skip_while(|a| a != "--serve").nth(1) {
+        // For an outside load generator (wrk): both socket modes, then wait.
+        for nodelay in [false, true] {
+            let mut c = HostConfig { tcp_nodelay: nodelay, ..HostConfig::default() };
+            c.variables.insert("origin".into(), origin.base_url());
+            c.variables.insert("default_ttl".into(), "86400".into());
+            c.allowed_outbound_hosts.push(origin.base_url());
+            let host = start(&engine, &post_cache, c).await?;
+            println!("tcp_nodelay={nodelay}: http://{} (origin {})", host.addr, origin.base_url());
+            std::mem::forget(host);
+        }
+        tokio::time::sleep(Duration::from_secs(seconds.parse()?)).await;
+        return Ok(());
     }
     if std::env::args().any(|a| a == "--sockets") {
         return socket_modes(&engine, &post_cache, &trivial, &origin, scale, limit).await;
