@@ -93,7 +93,7 @@ pub mod defaults {
     pub const COLLAPSE_WAIT_MS: u64 = 300;
     /// Longer waits would hold clients longer than most origins take.
     pub const MAX_COLLAPSE_WAIT_MS: u64 = 10_000;
-    /// Off by default: Spin's KV can only list the whole store (94 ms and 16 MiB of
+    /// Off by default: Spin's KV can only list the whole store (46 ms and 16 MiB of
     /// guest memory per write at 100,000 entries, see the README).
     pub const INVALIDATE_ON_UNSAFE: bool = false;
     pub const ADMIN_PATH: &str = "/.well-known/post-cache/";
