@@ -9,7 +9,7 @@
 //!    replay it fresh, or stale and then refresh it (one refresh per key, by a mark).
 //! 6. Otherwise `origin` forwards the request (with the record's validators; one miss
 //!    of many, the others waiting for its record); `cache::policy` decides if the
-//!    answer may be stored, and the record is written before the client is answered.
+//!    answer may be stored; the client is answered, then the record is written.
 //! 7. `cache::outcome` reports what happened in `Cache-Status`. Store failures only
 //!    cost the cache; origin failures answer the stale record when allowed, else 502/504.
 //!

@@ -29,6 +29,10 @@ pub enum Outcome {
     Revalidated { fwd: Fwd, stored: Result<(), NotStoredReason> },
     /// Forwarded because nothing usable was stored (`fwd` says why), then stored or not.
     Forwarded { fwd: Fwd, stored: Result<(), NotStoredReason> },
+    /// Forwarded, and the answer goes to the store after the client has it
+    /// (`detail=storing`): RFC 9211's `stored` says the response was stored,
+    /// which is not known yet when the head is sent. The write's outcome is logged.
+    Storing { fwd: Fwd },
     /// Forwarded around the cache: neither looked up nor stored.
     Bypass(BypassReason),
     /// `only-if-cached` and nothing fresh was stored: answered 504, not forwarded.
@@ -84,6 +88,7 @@ impl Outcome {
             Outcome::Forwarded { fwd, stored: Ok(()) } => {
                 format!("{CACHE_NAME}; fwd={}; stored", fwd.as_str())
             }
+            Outcome::Storing { fwd } => format!("{CACHE_NAME}; fwd={}; detail=storing", fwd.as_str()),
             Outcome::Forwarded { fwd, stored: Err(reason) } => {
                 format!("{CACHE_NAME}; fwd={}; detail={}", fwd.as_str(), reason.detail())
             }
@@ -121,6 +126,7 @@ mod tests {
                 "post-cache; fwd=bypass; detail=body-too-large",
             ),
             (Outcome::OnlyIfCachedMiss, "post-cache; detail=only-if-cached"),
+            (Outcome::Storing { fwd: Fwd::UriMiss }, "post-cache; fwd=uri-miss; detail=storing"),
             (Outcome::StaleHit { ttl: -7 }, "post-cache; hit; ttl=-7"),
             (Outcome::CollapsedHit { ttl: 59 }, "post-cache; hit; ttl=59; collapsed"),
             (

@@ -1,6 +1,6 @@
 //! The miss path: forward the fully read request (with the stale record's
 //! validators when it has them), decide whether the answer may be stored,
-//! capture it into a record, write it, and answer from the same buffer. A stale
+//! capture it into a record, answer from that buffer, then write it. A stale
 //! record stands in when the origin fails and it may (stale-if-error), and is
 //! refreshed in place when the origin answers 304.
 
@@ -270,9 +270,9 @@ impl<B, S: Store, O> Entry<'_, B, S, O> {
 }
 
 /// Reads a storable response into a record (up to `max_entry_bytes`), checks it
-/// as the body format requires, writes it to the store, then answers from the
-/// same buffer, so `Cache-Status` tells the truth about the write. A body that
-/// outgrows the record is streamed on, not stored. Returns whether it was stored.
+/// as the body format requires, answers from the same buffer (`detail=storing`),
+/// then writes it to the store. A body that outgrows the record is streamed on,
+/// not stored. Returns whether it was stored.
 async fn capture_and_store<B: BodySource, S: Store, O: Origin>(
     entry: Entry<'_, B, S, O>,
     mut response: OriginResponse<O::Body>,
@@ -330,18 +330,21 @@ async fn capture_and_store<B: BodySource, S: Store, O: Origin>(
         }
     };
     let (bytes, body) = builder.finish(&id_slots);
-    let stored = entry.flow.store.set(&keyed.kv_key, &bytes).map_err(|e| {
-        log_store_error("set", &e);
-        NotStoredReason::StoreError
-    });
-    if stored.is_ok() {
-        mark_persisted_query(entry.flow.store, &keyed.check);
-        write_tag_markers(entry.flow, &stored_headers, &[]);
+    // The client first: its answer is complete, and a store write (milliseconds
+    // on a hosted KV) need not stand between it and the client. Spin keeps the
+    // instance running until the handler returns, so the write still happens.
+    answer(client, entry.meta.status, head, &bytes[body], Outcome::Storing { fwd: entry.fwd }).await;
+    match entry.flow.store.set(&keyed.kv_key, &bytes) {
+        Ok(()) => {
+            mark_persisted_query(entry.flow.store, &keyed.check);
+            write_tag_markers(entry.flow, &stored_headers, &[]);
+            true
+        }
+        Err(e) => {
+            log_store_error("set", &e);
+            false
+        }
     }
-    let ok = stored.is_ok();
-    let outcome = Outcome::Forwarded { fwd: entry.fwd, stored };
-    answer(client, entry.meta.status, head, &bytes[body], outcome).await;
-    ok
 }
 
 /// Answers with a captured body and its exact length.

@@ -203,7 +203,7 @@ fn a_hit_costs_one_store_get_and_replays_the_miss() {
     let (cfg, store, origin) = (config(&[]), MemoryStore::default(), origin("max-age=30"));
     let body = b"{\"query\":\"{ a }\"}";
     let miss = run(&cfg, NOW, request("POST", &[("content-type", "application/json"), ("accept-encoding", "gzip")], body), &store, &origin);
-    assert_eq!(miss.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(miss.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
     assert!(miss.finished());
     let gets_before = store.gets.get();
     let hit = run(&cfg, NOW + 10, request("POST", &[("content-type", "application/json")], body), &store, &origin);
@@ -322,7 +322,7 @@ fn graphql_queries_differing_in_whitespace_share_one_entry() {
     let (store, origin) = (MemoryStore::default(), answering(r#"{"data":{"me":{"id":"1"}}}"#));
     let json = [("content-type", "application/json"), ("accept-encoding", "gzip, br")];
     let first = run(&cfg, NOW, request("POST", &json, br#"{"query":"{ me { id } }"}"#), &store, &origin);
-    assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
     let second = run(&cfg, NOW, request("POST", &json, br##"{"query":"# mine\n{me{id}}"}"##), &store, &origin);
     // The cache reads what it stores: the origin is asked for it unencoded.
     let sent = &origin.calls.borrow()[0].2;
@@ -357,7 +357,7 @@ fn jsonrpc_calls_with_other_ids_share_an_entry_and_get_their_own_id_back() {
     let origin = answering(r#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#);
     let json = [("content-type", "application/json")];
     let first = run(&cfg, NOW, request("POST", &json, br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#), &store, &origin);
-    assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
     let second = run(&cfg, NOW, request("POST", &json, br#"{"jsonrpc":"2.0","id":"second","method":"eth_chainId"}"#), &store, &origin);
     assert_eq!(second.header("cache-status").unwrap(), "post-cache; hit; ttl=60");
     assert_eq!(second.body(), br#"{"jsonrpc":"2.0","id":"second","result":"0x1"}"#);
@@ -406,11 +406,11 @@ fn a_persisted_query_alone_is_stored_only_after_its_document_was_seen_as_a_query
     assert_eq!(send(&alone, NOW).header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=persisted-query");
     assert!(store.entries.borrow().is_empty());
     // The document arrives with its hash: stored, and the hash marked as a query.
-    assert_eq!(send(&full, NOW).header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(send(&full, NOW).header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(store.entries.borrow().len(), 2, "the entry and its marker");
     // The hash alone now hits the same entry, and once it expires is stored again.
     assert_eq!(send(&alone, NOW + 1).header("cache-status").unwrap(), "post-cache; hit; ttl=59");
-    assert_eq!(send(&alone, NOW + 120).header("cache-status").unwrap(), "post-cache; fwd=stale; stored");
+    assert_eq!(send(&alone, NOW + 120).header("cache-status").unwrap(), "post-cache; fwd=stale; detail=storing");
     assert_eq!(origin.calls.borrow().len(), 3);
 }
 

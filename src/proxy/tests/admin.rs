@@ -98,7 +98,7 @@ fn purge_of_an_exact_request_removes_the_entry_that_request_would_hit() {
     assert_eq!(admin(&cfg, &store, "POST", "purge", Some(TOKEN), body).body(), br#"{"purged":1,"soft":false}"#.to_vec());
     assert_eq!(entry_count(&store), 3);
     let gone = run(&cfg, NOW, at("/a", "POST", b"2", &[]), &store, &origin("max-age=60"));
-    assert_eq!(gone.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(gone.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn without_a_token_the_admin_path_goes_to_the_origin() {
     req.path_with_query = "/.well-known/post-cache/purge".into();
     let o = origin("max-age=60");
     let answer = run(&cfg, NOW, req, &store, &o);
-    assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(o.calls.borrow().len(), 1);
 }
 

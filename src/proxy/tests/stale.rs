@@ -199,7 +199,7 @@ fn cdn_cache_control_governs_storage_and_is_neither_relayed_nor_replayed() {
     o.headers.push(("CDN-Cache-Control".into(), b"max-age=600".to_vec()));
     o.headers.push(("post-cache-control".into(), b"max-age=900".to_vec()));
     let miss = run(&cfg, NOW, request("POST", &[], b"q"), &store, &o);
-    assert_eq!(status_of(&miss), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(status_of(&miss), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(miss.header("cache-control").unwrap(), "no-store", "browsers still get Cache-Control");
     let hit = run(&cfg, NOW + 800, request("POST", &[], b"q"), &store, &o);
     assert_eq!(status_of(&hit), "post-cache; hit; ttl=100");
@@ -224,7 +224,7 @@ fn a_cold_miss_leads_with_a_mark_and_replaces_it_with_the_record() {
     let (cfg, store) = (config(&[]), MemoryStore::default());
     let o = origin("max-age=60");
     let miss = run(&cfg, NOW, request("POST", &[], b"q"), &store, &o);
-    assert_eq!(status_of(&miss), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(status_of(&miss), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(store.sets.get(), 2, "the mark, then the record");
     assert!(crate::cache::record::decode(&only_value(&store)).is_ok());
     let off = config(&[("collapse_wait_ms", "0")]);
@@ -279,7 +279,7 @@ fn a_follower_goes_to_the_origin_itself_once_the_wait_cap_passes() {
     let (runtime, o) = (FakeRuntime::default(), origin("max-age=60"));
     let follower = run_with(&cfg, NOW, request("POST", &[], b"q"), &store, &o, &runtime);
     assert_eq!(runtime.slept_ms.borrow().as_slice(), [10, 20, 40, 80, 100], "backoff up to the cap, no further");
-    assert_eq!(status_of(&follower), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(status_of(&follower), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(o.calls.borrow().len(), 1);
 }
 
@@ -291,7 +291,7 @@ fn an_expired_mark_holds_nobody() {
     store.entries.borrow_mut().insert(key, crate::cache::mark::Mark { until: NOW, token: 1 }.encode());
     let runtime = FakeRuntime::default();
     let answer = run_with(&cfg, NOW, request("POST", &[], b"q"), &store, &origin("max-age=60"), &runtime);
-    assert_eq!(status_of(&answer), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(status_of(&answer), "post-cache; fwd=uri-miss; detail=storing");
     assert!(runtime.slept_ms.borrow().is_empty());
 }
 
@@ -302,7 +302,7 @@ fn an_expired_record_carries_its_refetching_leaders_mark_until_the_new_record_re
     let sets = store.sets.get();
     let o = origin("max-age=60");
     let answer = run(&cfg, NOW + 100, request("POST", &[], b"q"), &store, &o);
-    assert_eq!(status_of(&answer), "post-cache; fwd=stale; stored");
+    assert_eq!(status_of(&answer), "post-cache; fwd=stale; detail=storing");
     assert_eq!(store.sets.get() - sets, 2, "the marked expired record, then the new one");
     let rec_bytes = only_value(&store);
     let rec = crate::cache::record::decode(&rec_bytes).unwrap();
@@ -314,7 +314,7 @@ fn an_expired_record_carries_its_refetching_leaders_mark_until_the_new_record_re
     let runtime = FakeRuntime::default();
     let waited = run_with(&cfg, NOW + 190, request("POST", &[], b"q"), &store, &o, &runtime);
     assert_eq!(runtime.slept_ms.borrow().iter().sum::<u64>(), 300, "waited out the cap for a leader that never stored");
-    assert_eq!(status_of(&waited), "post-cache; fwd=stale; stored");
+    assert_eq!(status_of(&waited), "post-cache; fwd=stale; detail=storing");
 }
 
 #[test]
@@ -333,6 +333,6 @@ fn a_client_refusing_a_fresh_record_does_not_mark_it() {
     run(&cfg, NOW, request("POST", &[], b"q"), &store, &origin("max-age=60"));
     let sets = store.sets.get();
     let answer = run(&cfg, NOW + 30, request("POST", &[("cache-control", "max-age=10")], b"q"), &store, &origin("max-age=60"));
-    assert_eq!(status_of(&answer), "post-cache; fwd=request; stored");
+    assert_eq!(status_of(&answer), "post-cache; fwd=request; detail=storing");
     assert_eq!(store.sets.get() - sets, 1, "the new record only");
 }

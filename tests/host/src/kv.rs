@@ -33,6 +33,8 @@ pub struct KvFaults {
     pub delay_ms: AtomicU64,
     /// `get-keys` alone fails (a listing is the call a remote store times out on).
     pub fail_listing: AtomicBool,
+    /// `set` alone takes this long first (a remote store's write).
+    pub set_delay_ms: AtomicU64,
 }
 
 /// Spin's key limit (hosted): keys are at most 255 bytes.
@@ -123,6 +125,10 @@ impl HostStore for RequestState {
 
     async fn set(&mut self, store: Resource<StoreHandle>, key: String, value: Vec<u8>) -> Result<(), Error> {
         self.kv.data.enter().await?;
+        let set_delay = self.kv.data.faults.set_delay_ms.load(Ordering::SeqCst);
+        if set_delay > 0 {
+            tokio::time::sleep(Duration::from_millis(set_delay)).await;
+        }
         let label = self.label(&store)?;
         if key.len() > MAX_KEY_BYTES {
             return Err(Error::Other(format!("key is {} bytes, the limit is {MAX_KEY_BYTES}", key.len())));

@@ -30,7 +30,38 @@ fn compiled() -> &'static (Engine, Component) {
 struct Setup {
     origin: TestOrigin,
     host: RunningHost,
+    client: SettledClient,
+}
+
+/// A client that, after each response, waits until no instance of the host is
+/// still running. A miss writes its record after the client has its answer
+/// (while Spin keeps the instance alive); these tests are about what is stored
+/// and replayed, so each request starts after the previous one has finished.
+struct SettledClient {
     client: Client,
+    stats: std::sync::Arc<spin_test_host::HostStats>,
+}
+
+impl SettledClient {
+    async fn settle(&self) {
+        let started = std::time::Instant::now();
+        while self.stats.active.load(Ordering::SeqCst) > 0 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "an instance never finished");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    async fn post(&mut self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let reply = self.client.post(path, headers, body).await;
+        self.settle().await;
+        reply
+    }
+
+    async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], framing: Framing) -> std::io::Result<Reply> {
+        let reply = self.client.send(method, path, headers, body, framing).await;
+        self.settle().await;
+        reply
+    }
 }
 
 async fn setup_with(vars: &[(&str, &str)], tweak: impl FnOnce(&mut HostConfig)) -> Setup {
@@ -45,7 +76,7 @@ async fn setup_with(vars: &[(&str, &str)], tweak: impl FnOnce(&mut HostConfig)) 
     let (engine, component) = compiled();
     let host = start(engine, component, config).await.unwrap();
     host.freeze_clock();
-    let client = Client::new(host.addr);
+    let client = SettledClient { client: Client::new(host.addr), stats: host.stats.clone() };
     Setup { origin, host, client }
 }
 
@@ -70,7 +101,7 @@ async fn repeat_post_reaches_origin_once_and_replay_is_byte_identical() {
     let body = br#"{"query":"{ me { id } }"}"#;
     let first = s.client.post("/graphql?cc=max-age%3D60", &[JSON], body).await;
     assert_eq!(first.status, 200);
-    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     let second = s.client.post("/graphql?cc=max-age%3D60", &[JSON], body).await;
     assert_eq!(second.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(s.origin.count("POST", "/graphql", body), 1);
@@ -161,9 +192,9 @@ async fn credential_scoping_keeps_users_apart_and_stores_no_credential() {
     let a1 = s.client.post(path, &[JSON, ("authorization", "Bearer alice-secret")], body).await;
     let a2 = s.client.post(path, &[JSON, ("authorization", "Bearer alice-secret")], body).await;
     let b1 = s.client.post(path, &[JSON, ("authorization", "Bearer bob-secret")], body).await;
-    assert_eq!(a1.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(a1.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(a2.cache_status(), "post-cache; hit; ttl=60");
-    assert_eq!(b1.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(b1.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(a2.body, a1.body);
     assert_ne!(b1.body, a1.body, "bob got alice's answer");
     assert_eq!(s.origin.count("POST", "/me", body), 2);
@@ -208,14 +239,14 @@ async fn uncacheable_responses_are_never_stored() {
 async fn max_age_expires_on_the_guest_clock() {
     let mut s = setup().await;
     let path = "/ttl?cc=max-age%3D30";
-    assert_eq!(s.client.post(path, &[JSON], b"1").await.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(s.client.post(path, &[JSON], b"1").await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     s.host.advance_clock(20);
     let hit = s.client.post(path, &[JSON], b"1").await;
     assert_eq!(hit.cache_status(), "post-cache; hit; ttl=10");
     assert_eq!(hit.header("age").as_deref(), Some("20"));
     s.host.advance_clock(11);
     let stale = s.client.post(path, &[JSON], b"1").await;
-    assert_eq!(stale.cache_status(), "post-cache; fwd=stale; stored");
+    assert_eq!(stale.cache_status(), "post-cache; fwd=stale; detail=storing");
     assert_eq!(s.origin.count("POST", "/ttl", b"1"), 2);
 }
 
@@ -225,7 +256,7 @@ async fn default_ttl_applies_when_the_origin_is_silent() {
     s.client.post("/d", &[JSON], b"1").await;
     assert_eq!(s.client.post("/d", &[JSON], b"1").await.cache_status(), "post-cache; hit; ttl=5");
     s.host.advance_clock(6);
-    assert_eq!(s.client.post("/d", &[JSON], b"1").await.cache_status(), "post-cache; fwd=stale; stored");
+    assert_eq!(s.client.post("/d", &[JSON], b"1").await.cache_status(), "post-cache; fwd=stale; detail=storing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,9 +265,9 @@ async fn vary_mismatch_is_a_miss() {
     let path = "/v?vary=accept-language&cc=max-age%3D60";
     let en = [JSON, ("accept-language", "en")];
     let de = [JSON, ("accept-language", "de")];
-    assert_eq!(s.client.post(path, &en, b"q").await.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(s.client.post(path, &en, b"q").await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(s.client.post(path, &en, b"q").await.cache_status(), "post-cache; hit; ttl=60");
-    assert_eq!(s.client.post(path, &de, b"q").await.cache_status(), "post-cache; fwd=vary-miss; stored");
+    assert_eq!(s.client.post(path, &de, b"q").await.cache_status(), "post-cache; fwd=vary-miss; detail=storing");
     assert_eq!(s.client.post(path, &de, b"q").await.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(s.origin.count("POST", "/v", b"q"), 2);
 }
@@ -247,10 +278,10 @@ async fn client_no_cache_refreshes_and_only_if_cached_never_forwards() {
     let path = "/r?cc=max-age%3D60";
     let miss = s.client.post(path, &[JSON], b"x").await;
     let refreshed = s.client.post(path, &[JSON, ("cache-control", "no-cache")], b"x").await;
-    assert_eq!(refreshed.cache_status(), "post-cache; fwd=request; stored");
+    assert_eq!(refreshed.cache_status(), "post-cache; fwd=request; detail=storing");
     assert_ne!(refreshed.body, miss.body);
     let max_age_0 = s.client.post(path, &[JSON, ("cache-control", "max-age=0")], b"x").await;
-    assert_eq!(max_age_0.cache_status(), "post-cache; fwd=request; stored");
+    assert_eq!(max_age_0.cache_status(), "post-cache; fwd=request; detail=storing");
     let hit = s.client.post(path, &[JSON], b"x").await;
     assert_eq!(hit.body, max_age_0.body, "the refreshed entry replaced the old one");
     assert_eq!(s.origin.count("POST", "/r", b"x"), 3);
@@ -273,7 +304,7 @@ async fn chunked_and_sized_bodies_with_the_same_bytes_share_an_entry() {
     let body = binary_body(100_000, 7);
     let sized = s.client.send("POST", "/c?cc=max-age%3D60", &[], &body, Framing::Sized).await.unwrap();
     let chunked = s.client.send("POST", "/c?cc=max-age%3D60", &[], &body, Framing::Chunked(4093)).await.unwrap();
-    assert_eq!(sized.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(sized.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(chunked.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(chunked.body, sized.body);
     assert_eq!(s.origin.count("POST", "/c", &body), 1);
@@ -309,7 +340,7 @@ async fn a_response_just_under_the_entry_cap_is_stored_under_hosted_limits() {
     let mut s = setup_with(&[], |c| c.kv_max_value_bytes = Some(1_000_000)).await;
     let path = "/fits?size=950000&cc=max-age%3D60";
     let first = s.client.post(path, &[], b"f").await;
-    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     let second = s.client.post(path, &[], b"f").await;
     assert_eq!(second.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(second.body, first.body);
@@ -320,13 +351,36 @@ async fn a_response_just_under_the_entry_cap_is_stored_under_hosted_limits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entry_cap_raised_past_the_store_limit_reports_store_error() {
+async fn entry_cap_raised_past_the_store_limit_answers_and_stores_nothing() {
     let vars = [("max_entry_bytes", "4000000")];
     let mut s = setup_with(&vars, |c| c.kv_max_value_bytes = Some(1_000_000)).await;
     let r = s.client.post("/x?size=2000000&cc=max-age%3D60", &[], b"f").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 2_000_000);
-    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=store-error");
+    // The write comes after the answer; it fails (logged), and the collapse
+    // mark is taken back: nothing is left under the key.
+    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    assert!(s.host.kv.keys("default").is_empty());
+    let again = s.client.post("/x?size=2000000&cc=max-age%3D60", &[], b"f").await;
+    assert_eq!(again.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_is_answered_before_its_store_write_and_the_entry_is_there_after_it() {
+    let s = setup().await;
+    s.host.kv.faults.set_delay_ms.store(2000, Ordering::SeqCst);
+    // A plain client, not one that waits for the instance to finish.
+    let mut client = Client::new(s.host.addr);
+    let miss = client.post("/slowset?cc=max-age%3D60", &[JSON], b"1").await;
+    assert_eq!(miss.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    // The client has its whole answer while the write is still under way.
+    assert!(s.host.stats.active.load(Ordering::SeqCst) > 0, "the instance is still writing");
+    assert!(s.host.kv.keys("default").iter().all(|k| s.host.kv.get("default", k).map_or(true, |v| v.len() < 100)), "no record yet");
+    s.host.wait_idle(std::time::Duration::from_secs(20)).await;
+    s.host.kv.faults.set_delay_ms.store(0, Ordering::SeqCst);
+    let hit = client.post("/slowset?cc=max-age%3D60", &[JSON], b"1").await;
+    assert_eq!(hit.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!(hit.body, miss.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,7 +451,7 @@ async fn slow_kv_still_answers_correctly() {
     s.host.kv.faults.delay_ms.store(50, Ordering::SeqCst);
     let a = s.client.post("/slowkv?cc=max-age%3D60", &[JSON], b"1").await;
     let b = s.client.post("/slowkv?cc=max-age%3D60", &[JSON], b"1").await;
-    assert_eq!(a.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(a.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(b.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(a.body, b.body);
 }
@@ -433,7 +487,7 @@ async fn corrupted_entry_is_a_miss_and_is_rewritten() {
     let good = s.host.kv.get("default", &key).unwrap();
     assert_eq!(s.host.kv.corrupt_all("default"), 1);
     let after_corruption = s.client.post(path, &[JSON], b"1").await;
-    assert_eq!(after_corruption.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(after_corruption.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert!(String::from_utf8_lossy(&after_corruption.body).contains("\"count\":2"));
     let rewritten = s.host.kv.get("default", &key).unwrap();
     assert_ne!(rewritten, good, "a new record was written");
@@ -443,7 +497,7 @@ async fn corrupted_entry_is_a_miss_and_is_rewritten() {
     // Garbage in the slot is a miss too.
     s.host.kv.insert("default", &key, b"not a record".to_vec());
     let r = s.client.post(path, &[JSON], b"1").await;
-    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

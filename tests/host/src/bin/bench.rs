@@ -199,7 +199,9 @@ async fn protocol_hits(
             let mut c = Client::new(host.addr);
             for path in [raw_path, mode_path] {
                 let warm = c.send("POST", path, JSON, &body, Framing::Sized).await?;
-                assert!(warm.cache_status().contains("stored"), "{path}: {}", warm.cache_status());
+                assert!(warm.cache_status().contains("storing"), "{path}: {}", warm.cache_status());
+                // A miss writes its record after answering: let it finish.
+                host.wait_idle(Duration::from_secs(10)).await;
                 let hit = c.send("POST", path, JSON, &body, Framing::Sized).await?;
                 assert!(hit.cache_status().contains("hit"), "{path}: {}", hit.cache_status());
             }
@@ -406,6 +408,7 @@ async fn stale_and_collapse(
     let mut c = Client::new(host.addr);
     c.send("POST", &fresh_path, &[], &body, Framing::Sized).await?;
     c.send("POST", &stale_path, &[], &body, Framing::Sized).await?;
+    host.wait_idle(Duration::from_secs(10)).await;
     host.advance_clock(10);
     // The first stale hit marks the entry and refreshes it; the origin fails that
     // refresh, so the marked entry stays stale and every later request is a pure
@@ -553,6 +556,7 @@ async fn main() -> wasmtime::Result<()> {
                 let mut c = Client::new(pc.addr);
                 let warm = c.send("POST", &q, &[], &body, Framing::Sized).await?;
                 assert!(warm.cache_status().contains("post-cache;"), "{}", warm.cache_status());
+                pc.wait_idle(Duration::from_secs(10)).await;
                 rounds[2].push(load_run(pc.addr, "POST", q.clone(), body.clone(), false, count, limit, Some(&pc)).await);
                 rounds[3].push(load_run(pc.addr, "POST", q.clone(), body.clone(), true, count, limit, Some(&pc)).await);
                 rounds[4].push(load_run(origin.addr, "POST", q.clone(), body.clone(), true, count, limit, None).await);
@@ -604,6 +608,7 @@ async fn main() -> wasmtime::Result<()> {
     for b in &bodies {
         c.send("POST", "/bench?size=4096&static=1", &[], b, Framing::Sized).await?;
     }
+    scaled.wait_idle(Duration::from_secs(10)).await;
     let rounds = (20.0 * scale).max(3.0) as usize;
     let small = hit_p50(scaled.addr, &bodies, rounds).await;
     let filler = vec![0x11u8; 4 * KIB];

@@ -37,7 +37,7 @@ async fn fill(s: &mut Setup) {
         ("/two?cc=max-age%3D600", "2"),
     ] {
         let r = s.client.post(path, &[JSON], body.as_bytes()).await;
-        assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; stored");
+        assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
         assert!(r.header("surrogate-key").is_none(), "tags are not relayed");
     }
     assert_eq!(entries(s).len(), 5);
@@ -62,19 +62,19 @@ async fn purge_by_url_then_by_tag_then_exact_request_each_remove_exactly_their_e
     let hit = s.client.post("/two?cc=max-age%3D600", &[JSON], b"2").await;
     assert_eq!(hit.cache_status(), "post-cache; hit; ttl=600");
     let miss = s.client.post("/one?cc=max-age%3D600", &[JSON], b"3").await;
-    assert_eq!(miss.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(miss.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
 
     // By tag: the one t1 entry left (of /two); the untagged ones stay.
     assert_eq!(purged(&purge(&mut s, Some(TOKEN), r#"{"tags":["t1"]}"#).await), 1);
     assert_eq!(entries(&s).len(), 2);
     let gone = s.client.post("/two?cc=max-age%3D600&tags=t1", &[JSON], b"1").await;
-    assert_eq!(gone.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(gone.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
 
     // Exact request: keyed as the live one, content-type included.
     let exact = r#"{"request":{"method":"POST","path":"/two","query":"cc=max-age%3D600","headers":{"content-type":"application/json"},"body_base64":"Mg=="}}"#;
     assert_eq!(purged(&purge(&mut s, Some(TOKEN), exact).await), 1);
     let again = s.client.post("/two?cc=max-age%3D600", &[JSON], b"2").await;
-    assert_eq!(again.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(again.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     let other = s.client.post("/one?cc=max-age%3D600", &[JSON], b"3").await;
     assert_eq!(other.cache_status(), "post-cache; hit; ttl=600");
 }
@@ -110,7 +110,7 @@ async fn a_put_to_a_url_makes_its_next_post_a_miss() {
     let put = s.client.send("PUT", "/one", &[JSON], b"{}", Framing::Sized).await.unwrap();
     assert_eq!(put.status, 200);
     let r = s.client.post("/one?cc=max-age%3D600", &[JSON], b"3").await;
-    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     let kept = s.client.post("/two?cc=max-age%3D600", &[JSON], b"2").await;
     assert_eq!(kept.cache_status(), "post-cache; hit; ttl=600");
     // A PUT the origin refuses invalidates nothing.
@@ -141,7 +141,7 @@ async fn without_a_token_the_admin_path_goes_to_the_origin() {
     assert_eq!((r.status, r.cache_status().as_str()), (200, "post-cache; fwd=bypass; detail=auth"));
     assert_eq!(s.origin.count_path("POST", "/.well-known/post-cache/purge"), 1, "forwarded like any request");
     let r = s.client.post("/.well-known/post-cache/purge", &[JSON], br#"{"all":true}"#).await;
-    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(s.origin.count_path("POST", "/.well-known/post-cache/purge"), 2);
 }
 

@@ -34,7 +34,7 @@ async fn graphql_queries_differing_in_whitespace_and_comments_reach_the_origin_o
         br#"{"query":"query Me($id:ID!){user(id:$id){id name}}","variables":{"id":"\u0037"}}"#,
     ];
     let first = s.client.post("/graphql", &[JSON], variants[0]).await;
-    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     for v in &variants[1..] {
         let r = s.client.post("/graphql", &[JSON], v).await;
         assert_eq!(r.cache_status(), "post-cache; hit; ttl=60", "{}", String::from_utf8_lossy(v));
@@ -45,9 +45,9 @@ async fn graphql_queries_differing_in_whitespace_and_comments_reach_the_origin_o
     assert_eq!(json(&first)["data"]["answer"]["doc"], "query Me($id: ID!) { user(id: $id) { id, name } }");
     // A semantic change is another entry.
     let other = s.client.post("/graphql", &[JSON], br#"{"query":"query Me($id: ID!) { user(id: $id) { id } }","variables":{"id":"7"}}"#).await;
-    assert_eq!(other.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(other.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     let other_var = s.client.post("/graphql", &[JSON], br#"{"query":"query Me($id: ID!) { user(id: $id) { id, name } }","variables":{"id":"8"}}"#).await;
-    assert_eq!(other_var.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(other_var.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(s.origin.count_path("POST", "/graphql"), 3);
 }
 
@@ -67,7 +67,7 @@ async fn graphql_answers_with_errors_are_never_replayed() {
     assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=graphql-errors");
     assert!(s.host.kv.keys("default").is_empty());
     let mut p = setup_with(&[("body_format", "graphql"), ("graphql_store_partial", "true")], |_| {}).await;
-    assert_eq!(p.client.post("/graphql", &[JSON], partial).await.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(p.client.post("/graphql", &[JSON], partial).await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(p.client.post("/graphql", &[JSON], partial).await.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(p.client.post("/graphql", &[JSON], failing).await.cache_status(), "post-cache; fwd=uri-miss; detail=graphql-errors");
 }
@@ -96,7 +96,7 @@ async fn jsonrpc_calls_with_ids_1_and_2_reach_the_origin_once_and_each_gets_its_
     let one = s.client.post("/rpc", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
     let two = s.client.post("/rpc", &[JSON], br#"{"jsonrpc":"2.0","method":"eth_chainId","id":2}"#).await;
     let text = s.client.post("/rpc", &[JSON], br#"{"jsonrpc":"2.0","method":"eth_chainId","id":"abc-\u00e9"}"#).await;
-    assert_eq!(one.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(one.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(two.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(text.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(s.origin.count_path("POST", "/rpc"), 1);
@@ -119,7 +119,7 @@ async fn a_jsonrpc_batch_gets_each_id_back_in_the_origins_order() {
     };
     let first = s.client.post("/rpc", &[JSON], batch("10", "11").as_bytes()).await;
     let second = s.client.post("/rpc", &[JSON], batch("\"x\"", "null").as_bytes()).await;
-    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(second.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(s.origin.count_path("POST", "/rpc"), 1);
     // The origin answers batches in reverse order; each id stays with its call.
@@ -177,14 +177,14 @@ async fn json_mode_merges_member_order_and_whitespace_and_keeps_raw_apart() {
     let mut s = setup_with(&[("body_format", "json")], |_| {}).await;
     let a = s.client.post("/search?cc=max-age%3D60", &[JSON], br#"{"q":"shoes","filters":{"size":42,"color":"red"}}"#).await;
     let b = s.client.post("/search?cc=max-age%3D60", &[JSON], b"{ \"filters\": { \"color\": \"red\", \"size\": 42.0 },\n  \"q\": \"shoes\" }").await;
-    assert_eq!(a.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(a.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(b.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(b.body, a.body);
     // Not JSON by media type, or no-transform: raw keys, separate entries.
     let text = s.client.post("/search?cc=max-age%3D60", &[("content-type", "text/plain")], br#"{"q":"shoes","filters":{"size":42,"color":"red"}}"#).await;
-    assert_eq!(text.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(text.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     let nt = s.client.post("/search?cc=max-age%3D60", &[JSON, ("cache-control", "no-transform")], b"{ \"q\": \"shoes\", \"filters\": {\"size\":42,\"color\":\"red\"} }").await;
-    assert_eq!(nt.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(nt.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(s.origin.count_path("POST", "/search"), 3);
 }
 
@@ -200,7 +200,7 @@ async fn one_app_routes_graphql_jsonrpc_and_raw_to_one_wasm_with_different_varia
     assert_eq!(s.client.post("/graphql", &[JSON], mutation).await.cache_status(), "post-cache; fwd=bypass; detail=mutation");
     let q1 = s.client.post("/graphql", &[JSON], br#"{"query":"{ a }"}"#).await;
     let q2 = s.client.post("/graphql", &[JSON], br#"{"query":"{a}"}"#).await;
-    assert_eq!((q1.cache_status().as_str(), q2.cache_status().as_str()), ("post-cache; fwd=uri-miss; stored", "post-cache; hit; ttl=60"));
+    assert_eq!((q1.cache_status().as_str(), q2.cache_status().as_str()), ("post-cache; fwd=uri-miss; detail=storing", "post-cache; hit; ttl=60"));
     let r1 = s.client.post("/rpc/mainnet", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
     let r2 = s.client.post("/rpc/mainnet", &[JSON], br#"{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}"#).await;
     assert_eq!(r2.cache_status(), "post-cache; hit; ttl=60");
@@ -209,7 +209,7 @@ async fn one_app_routes_graphql_jsonrpc_and_raw_to_one_wasm_with_different_varia
     // and an /rpc body is keyed with its id, so ids 1 and 2 are two entries.
     let raw1 = s.client.post("/other?cc=max-age%3D60", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
     let raw2 = s.client.post("/other?cc=max-age%3D60", &[JSON], br#"{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}"#).await;
-    assert_eq!((raw1.cache_status().as_str(), raw2.cache_status().as_str()), ("post-cache; fwd=uri-miss; stored", "post-cache; fwd=uri-miss; stored"));
+    assert_eq!((raw1.cache_status().as_str(), raw2.cache_status().as_str()), ("post-cache; fwd=uri-miss; detail=storing", "post-cache; fwd=uri-miss; detail=storing"));
     assert_eq!(s.origin.count_path("POST", "/graphql"), 2);
     assert_eq!(s.origin.count_path("POST", "/rpc/mainnet"), 1);
     assert_eq!(s.origin.count_path("POST", "/other"), 2);
@@ -239,11 +239,11 @@ async fn the_routes_example_shipped_in_spin_toml_works_as_written() {
     assert_eq!(m.cache_status(), "post-cache; fwd=bypass; detail=mutation");
     let a = s.client.post("/rpc/eth", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
     let b = s.client.post("/rpc/eth", &[JSON], br#"{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}"#).await;
-    assert_eq!((a.cache_status().as_str(), b.cache_status().as_str()), ("post-cache; fwd=uri-miss; stored", "post-cache; hit; ttl=60"));
+    assert_eq!((a.cache_status().as_str(), b.cache_status().as_str()), ("post-cache; fwd=uri-miss; detail=storing", "post-cache; hit; ttl=60"));
     assert_eq!(json(&b)["id"], 2);
     let raw = s.client.post("/search", &[JSON], b"{}").await;
-    assert_eq!(raw.cache_status(), "post-cache; fwd=uri-miss; stored");
-    assert_eq!(s.client.post("/search", &[JSON], b"{ }").await.cache_status(), "post-cache; fwd=uri-miss; stored", "raw keys");
+    assert_eq!(raw.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    assert_eq!(s.client.post("/search", &[JSON], b"{ }").await.cache_status(), "post-cache; fwd=uri-miss; detail=storing", "raw keys");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +258,7 @@ async fn apollo_persisted_queries_hit_by_hash_once_their_document_was_seen() {
     let first = s.client.post("/graphql", &[JSON], alone.as_bytes()).await;
     assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=persisted-query");
     let registered = s.client.post("/graphql", &[JSON], full.as_bytes()).await;
-    assert_eq!(registered.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(registered.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     let hit = s.client.post("/graphql", &[JSON], alone.as_bytes()).await;
     assert_eq!(hit.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(hit.body, registered.body);

@@ -26,7 +26,7 @@ async fn sixteen_concurrent_stale_hits_are_answered_at_once_and_only_one_refresh
     const PATH: &str = "/swr?cc=max-age%3D60%2C%20stale-while-revalidate%3D600";
     const BODY: &[u8] = b"{\"q\":1}";
     let first = s.client.post(PATH, &[JSON], BODY).await;
-    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     s.host.advance_clock(70);
     let replies = burst(s.host.addr, 16, PATH, BODY).await;
     for r in &replies {
@@ -49,7 +49,7 @@ async fn a_failing_origin_gets_the_stale_entry_while_stale_if_error_lasts_and_th
     const PATH: &str = "/sie?cc=max-age%3D60%2C%20stale-if-error%3D300";
     let body = b"{\"q\":2}";
     let first = s.client.post(PATH, &[JSON], body).await;
-    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     s.host.advance_clock(100);
 
     s.origin.set_faults(Faults { status: Some(503), ..Faults::default() });
@@ -82,7 +82,7 @@ async fn a_failing_origin_gets_the_stale_entry_while_stale_if_error_lasts_and_th
 
     s.origin.set_faults(Faults::default());
     let r = s.client.post(PATH, &[JSON], body).await;
-    assert_eq!(r.cache_status(), "post-cache; fwd=stale; stored");
+    assert_eq!(r.cache_status(), "post-cache; fwd=stale; detail=storing");
     assert_eq!(s.host.stats.failures.load(Ordering::SeqCst), 0);
 }
 
@@ -110,7 +110,7 @@ async fn configured_windows_apply_to_answers_that_name_none() {
     assert_eq!((r.status, r.body.clone()), (200, first.body));
 }
 
-async fn query(client: &mut Client, body: &[u8], headers: &[(&str, &str)]) -> Reply {
+async fn query(client: &mut super::SettledClient, body: &[u8], headers: &[(&str, &str)]) -> Reply {
     client.send("QUERY", "/rv?cc=max-age%3D60&etag=v1", headers, body, Framing::Sized).await.unwrap()
 }
 
@@ -119,7 +119,7 @@ async fn a_304_refreshes_the_entry_without_a_body_transfer() {
     let mut s = setup_with(&[], |_| {}).await;
     let body = b"{\"q\":5}";
     let first = query(&mut s.client, body, &[JSON]).await;
-    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(first.header("etag").as_deref(), Some("\"v1\""));
     s.host.advance_clock(100);
     let revalidated = query(&mut s.client, body, &[JSON]).await;
@@ -144,7 +144,7 @@ async fn cdn_cache_control_sets_the_cache_lifetime_and_never_reaches_the_client(
     const PATH: &str = "/cdn?cc=no-store&cdn_cc=max-age%3D300";
     let body = b"{\"q\":6}";
     let first = s.client.post(PATH, &[JSON], body).await;
-    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(first.header("cache-control").as_deref(), Some("no-store"));
     assert!(first.header("cdn-cache-control").is_none());
     s.host.advance_clock(200);
