@@ -165,7 +165,7 @@ fn exact_request(node: &Node<'_>) -> Result<ExactRequest, BadRequest> {
 /// `base64` crate, which cost 5.9 KB of a component at its size cap.
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let digits = text.trim_end_matches('=');
-    if text.len() - digits.len() > 2 || digits.len() % 4 == 1 || (text.len() > digits.len() && text.len() % 4 != 0) {
+    if text.len() - digits.len() > 2 || digits.len() % 4 == 1 || (text.len() > digits.len() && !text.len().is_multiple_of(4)) {
         return None;
     }
     let mut out = Vec::with_capacity(digits.len() * 3 / 4);

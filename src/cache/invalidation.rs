@@ -10,7 +10,12 @@ use super::headers::values;
 pub fn invalidates(method: &str, cache_candidate: bool, status: u16) -> bool {
     // RFC 9110 §9.2.1: GET, HEAD, OPTIONS and TRACE are safe; QUERY is safe by its draft.
     let safe = matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "QUERY");
-    !safe && !cache_candidate && (200..400).contains(&status)
+    !safe && !cache_candidate && non_error(status)
+}
+
+/// A "non-error status code" of RFC 9111 §4.4: 2xx and 3xx.
+pub fn non_error(status: u16) -> bool {
+    (200..400).contains(&status)
 }
 
 /// The paths whose entries go: the target's, and those of `Location` and

@@ -70,10 +70,13 @@ impl BypassReason {
 pub const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "cookie"];
 
 /// Decides what to do with a request before its body is read.
+/// `cc` is the request's parsed `Cache-Control` (parsed once per request: the
+/// lookup's freshness decision reads it too).
 pub fn decide_request(
     method: &str,
     method_is_candidate: bool,
     headers: &[(String, Vec<u8>)],
+    cc: &CacheControl,
     credentials: CredentialMode,
 ) -> RequestDecision {
     if !method_is_candidate {
@@ -85,7 +88,6 @@ pub fn decide_request(
     if conditional::must_forward(method, headers) {
         return RequestDecision::Bypass(BypassReason::Conditional);
     }
-    let cc = CacheControl::parse(&values(headers, "cache-control"));
     // RFC 9111 §5.2.1.5: no-store "indicates that a cache MUST NOT store any part
     // of either this request or any response to it."
     if cc.no_store {
@@ -404,6 +406,10 @@ mod tests {
             .collect()
     }
 
+    fn cc(pairs: &[(&str, &str)]) -> CacheControl {
+        CacheControl::parse(&values(&h(pairs), "cache-control"))
+    }
+
     fn decide(status: u16, pairs: &[(&str, &str)]) -> Storability {
         let policy = StoragePolicy {
             cacheable_statuses: STATUSES,
@@ -514,7 +520,7 @@ mod tests {
     #[test]
     fn request_decisions() {
         use RequestDecision::*;
-        let d = |candidate, pairs: &[(&str, &str)], mode| decide_request("POST", candidate, &h(pairs), mode);
+        let d = |candidate, pairs: &[(&str, &str)], mode| decide_request("POST", candidate, &h(pairs), &cc(pairs), mode);
         let bypass = CredentialMode::Bypass;
         let scoped = CredentialMode::Scoped;
         assert_eq!(d(false, &[], bypass), Bypass(BypassReason::Method));
@@ -601,7 +607,7 @@ mod tests {
 
     #[test]
     fn conditionals_the_cache_cannot_answer_go_around_it() {
-        let d = |method, pairs: &[(&str, &str)]| decide_request(method, true, &h(pairs), CredentialMode::Bypass);
+        let d = |method, pairs: &[(&str, &str)]| decide_request(method, true, &h(pairs), &cc(pairs), CredentialMode::Bypass);
         let conditional = RequestDecision::Bypass(BypassReason::Conditional);
         assert_eq!(d("POST", &[("if-none-match", "\"a\"")]), conditional);
         assert_eq!(d("POST", &[("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]), conditional);

@@ -224,10 +224,15 @@ pub fn seal(bytes: &mut [u8]) {
     }
 }
 
+/// Whether an encoded record has room for a mark (version 3 and later).
+pub fn can_carry_mark(bytes: &[u8]) -> bool {
+    bytes.len() >= MARK_AT + 16 && &bytes[..3] == MAGIC && bytes[3] == 3
+}
+
 /// A copy of an encoded record carrying `mark` (or none), every other byte the
 /// same; `None` for versions before 3, which have no room for it.
 pub fn with_mark(bytes: &[u8], mark: Option<Mark>) -> Option<Vec<u8>> {
-    if bytes.len() < MARK_AT + 16 || &bytes[..3] != MAGIC || bytes[3] != 3 {
+    if !can_carry_mark(bytes) {
         return None;
     }
     let mut copy = bytes.to_vec();

@@ -6,7 +6,8 @@ use super::{report, ClientRequest};
 use crate::admin::purge::{self, ExactRequest, PurgeRequest, Target};
 use crate::admin::{authorize, json_string, Denied, Endpoint};
 use crate::body::{respond_full, BodySource, Client};
-use crate::cache::headers::{has, HeaderList};
+use crate::cache::cache_control::CacheControl;
+use crate::cache::headers::{has, values, HeaderList};
 use crate::cache::key::{self, entry_of_tag_marker, is_entry_key, query_prefix, tag_prefix, uri_prefix, ANY_SCHEME_PREFIX};
 use crate::cache::policy::{CredentialMode, CREDENTIAL_HEADERS};
 use crate::cache::record::{self, RECORD_VERSION};
@@ -175,7 +176,8 @@ async fn exact_key(config: &Config, authority: &str, exact: &ExactRequest) -> Op
         headers: exact.headers.clone(),
         body: Once(Some(exact.body.clone())),
     };
-    match keying::read_and_key(config, &mut described, scoped).await {
+    let no_transform = CacheControl::parse(&values(&exact.headers, "cache-control")).no_transform;
+    match keying::read_and_key(config, &mut described, scoped, no_transform).await {
         Ok(Keyed { kv_key, .. }) => Some(kv_key),
         Err(_) => None,
     }

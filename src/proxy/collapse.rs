@@ -10,9 +10,7 @@ use super::lookup::{self, Found};
 use super::miss::{self, Prior};
 use super::{forget, log_store_error, Flow};
 use crate::body::{BodySource, Client};
-use crate::cache::cache_control::CacheControl;
 use crate::cache::freshness::{decide_stored, StoredUse};
-use crate::cache::headers;
 use crate::cache::mark::{decide_collapse, Collapse, Mark};
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::record;
@@ -49,7 +47,7 @@ pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
         Held::Mark(mark) => (Some(mark), true),
         Held::Unusable => (None, false),
         // Records from before version 3 have no room for a mark.
-        Held::Record(bytes, mark) => (mark, is_v3(bytes)),
+        Held::Record(bytes, mark) => (mark, record::can_carry_mark(bytes)),
     };
     let decision = decide_collapse(flow.config.collapse_wait_ms > 0, markable, found, flow.now);
     let wait = match decision {
@@ -82,10 +80,6 @@ pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
         }
     }
     miss::fetch_and_store(flow, fwd, prior, client).await;
-}
-
-fn is_v3(bytes: &[u8]) -> bool {
-    record::with_mark(bytes, None).is_some()
 }
 
 enum Claim {
@@ -154,7 +148,6 @@ fn release<B, S: Store, O>(flow: &Flow<'_, B, S, O>, mark: Mark, original: Optio
 /// mark says someone is still fetching, or the cap passes.
 async fn wait_for_leader<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, runtime: &R) -> Option<Vec<u8>> {
     let cap = flow.config.collapse_wait_ms;
-    let request_cc = CacheControl::parse(&headers::values(&flow.request.headers, "cache-control"));
     let (mut waited, mut step) = (0, FIRST_POLL_MS);
     while waited < cap {
         let nap = step.min(cap - waited);
@@ -171,7 +164,7 @@ async fn wait_for_leader<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, r
         };
         let still_fetching = match lookup::examine(Some(&bytes), flow.keyed, &flow.request.headers) {
             Found::Record(usable) => {
-                if matches!(decide_stored(&usable.record.meta, &request_cc, flow.now), StoredUse::Fresh { .. }) {
+                if matches!(decide_stored(&usable.record.meta, flow.request_cc, flow.now), StoredUse::Fresh { .. }) {
                     drop(usable);
                     return Some(bytes);
                 }

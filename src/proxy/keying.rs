@@ -3,7 +3,6 @@
 
 use super::{content_length, ClientRequest};
 use crate::body::{BodyError, BodySource};
-use crate::cache::cache_control::CacheControl;
 use crate::cache::digest::Digest32;
 use crate::cache::headers;
 use crate::cache::key::{self, KeyInput};
@@ -34,10 +33,13 @@ pub enum NotKeyed {
 
 /// Reads the body up to `max_body_bytes` and keys it. In `raw` mode the body is
 /// hashed as it arrives and nothing parses it.
+/// `no_transform`: the request's `Cache-Control: no-transform`, which keeps
+/// its body keyed as raw bytes.
 pub async fn read_and_key<B: BodySource>(
     config: &Config,
     request: &mut ClientRequest<B>,
     scoped: bool,
+    no_transform: bool,
 ) -> Result<Keyed, NotKeyed> {
     let format = config.protocol.format;
     let declared = content_length(&request.headers);
@@ -65,7 +67,6 @@ pub async fn read_and_key<B: BodySource>(
         Some(h) => (BodyFormat::Raw.tag(), h.finalize().into(), AnswerCheck::Nothing),
         None => {
             let content_type = headers::values(&request.headers, "content-type").first().copied();
-            let no_transform = CacheControl::parse(&headers::values(&request.headers, "cache-control")).no_transform;
             match protocol::key_request(&config.protocol, content_type, no_transform, &body) {
                 Keying::Raw => (BodyFormat::Raw.tag(), Sha256::digest(&body).into(), AnswerCheck::Nothing),
                 Keying::Canonical { material, check } => (format.tag(), Sha256::digest(&material).into(), check),

@@ -45,6 +45,8 @@ pub struct Flow<'a, B, S, O> {
     /// Unix seconds when the request arrived.
     pub now: u64,
     pub request: &'a ClientRequest<B>,
+    /// The request's `Cache-Control`, parsed once.
+    pub request_cc: &'a CacheControl,
     pub keyed: &'a Keyed,
     pub store: &'a S,
     pub origin: &'a O,
@@ -74,7 +76,8 @@ pub async fn handle<B, S, O, C, R>(
         return admin::handle(config, now, endpoint, &mut request, open_store, client).await;
     }
     let candidate = config.is_candidate(&request.method);
-    let decision = decide_request(&request.method, candidate, &request.headers, config.credentials);
+    let request_cc = CacheControl::parse(&headers::values(&request.headers, "cache-control"));
+    let decision = decide_request(&request.method, candidate, &request.headers, &request_cc, config.credentials);
     let (refresh, only_if_cached, scoped) = match decision {
         RequestDecision::Bypass(reason) => {
             let outcome = Outcome::Bypass(reason);
@@ -91,7 +94,7 @@ pub async fn handle<B, S, O, C, R>(
         RequestDecision::Refresh { scoped } => (true, false, scoped),
     };
 
-    let keyed = match keying::read_and_key(config, &mut request, scoped).await {
+    let keyed = match keying::read_and_key(config, &mut request, scoped, request_cc.no_transform).await {
         Ok(keyed) => keyed,
         Err(keying::NotKeyed::TooLarge(prefix)) => {
             let outcome = Outcome::Bypass(BypassReason::BodyTooLarge);
@@ -105,7 +108,7 @@ pub async fn handle<B, S, O, C, R>(
             // query of the endpoint is opt-in.
             if let Some(answered) = answered {
                 let mutation = reason == crate::protocol::ProtocolBypass::Mutation;
-                if mutation && config.invalidate_on_mutation && (200..400).contains(&answered.status) {
+                if mutation && config.invalidate_on_mutation && invalidation::non_error(answered.status) {
                     invalidate::forget_urls(&request, &answered, open_store);
                 }
             }
@@ -116,28 +119,17 @@ pub async fn handle<B, S, O, C, R>(
 
     let store = match open_store() {
         Ok(store) => store,
-        Err(e) => {
-            log_store_error("open", &e);
-            let outcome = Outcome::Bypass(BypassReason::StoreError);
-            forward::buffered(config, &request, &keyed.body, origin, client, outcome).await;
-            return;
-        }
+        Err(e) => return around_failed_store(config, &request, &keyed.body, origin, client, "open", e).await,
     };
-    let flow = Flow { config, now, request: &request, keyed: &keyed, store: &store, origin };
+    let flow = Flow { config, now, request: &request, request_cc: &request_cc, keyed: &keyed, store: &store, origin };
     if refresh {
         miss::fetch_and_store(&flow, Fwd::Request, Prior::Nothing { replaceable: false }, client).await;
         return;
     }
     let stored = match store.get(&keyed.kv_key) {
         Ok(stored) => stored,
-        Err(e) => {
-            log_store_error("get", &e);
-            let outcome = Outcome::Bypass(BypassReason::StoreError);
-            forward::buffered(config, &request, &keyed.body, origin, client, outcome).await;
-            return;
-        }
+        Err(e) => return around_failed_store(config, &request, &keyed.body, origin, client, "get", e).await,
     };
-    let request_cc = CacheControl::parse(&headers::values(&request.headers, "cache-control"));
     match lookup::examine(stored.as_deref(), &keyed, &request.headers) {
         Found::Record(usable) => match decide_stored(&usable.record.meta, &request_cc, now) {
             StoredUse::Fresh { ttl } => lookup::replay(&flow, client, &usable, Outcome::Hit { ttl }).await,
@@ -172,6 +164,21 @@ pub async fn handle<B, S, O, C, R>(
             collapse::fetch_collapsed(&flow, fwd, prior, held, runtime, client).await
         }
     }
+}
+
+/// A store that cannot be opened or read costs the cache, not the request: the
+/// request goes around it.
+async fn around_failed_store<B: BodySource, O: Origin>(
+    config: &Config,
+    request: &ClientRequest<B>,
+    body: &[u8],
+    origin: &O,
+    client: impl Client,
+    op: &str,
+    error: StoreError,
+) {
+    log_store_error(op, &error);
+    forward::buffered(config, request, body, origin, client, Outcome::Bypass(BypassReason::StoreError)).await;
 }
 
 /// RFC 9111 §5.2.1.7: "If it receives this directive, a cache SHOULD either
