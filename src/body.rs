@@ -34,6 +34,12 @@ pub trait Client: Sized {
     /// Sends status and headers; the body follows through the returned sink.
     fn respond(self, status: u16, headers: HeaderList) -> Result<Self::Sink, BodyError>;
 
+    /// Whether the body is thrown away (a background refresh answers no one):
+    /// then a body that costs reads to produce need not be produced.
+    fn discards_body(&self) -> bool {
+        false
+    }
+
     /// Sends a response whose whole body is at hand. The component hands the
     /// head over only after the body, so both can leave in one write: a head
     /// written alone, then its body, can wait ~40 ms for a delayed ACK on

@@ -16,8 +16,11 @@ pub struct Config {
     pub origin_timeout: u64,
     /// Request bodies larger than this are forwarded, not cached.
     pub max_body_bytes: usize,
-    /// The largest record written to the KV store (head + body).
+    /// The largest response stored (head + body), split over several values
+    /// when it is larger than `max_value_bytes`.
     pub max_entry_bytes: usize,
+    /// The largest value written to the KV store: a record, or one body segment.
+    pub max_value_bytes: usize,
     /// Upper-case methods that are cache candidates.
     pub cache_methods: Vec<String>,
     /// Lower-case request header names whose values are part of the key.
@@ -81,8 +84,14 @@ pub mod defaults {
     pub const DEFAULT_TTL: u64 = 60;
     pub const ORIGIN_TIMEOUT: u64 = 30;
     pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-    /// A little under the 1 MB (1,000,000 bytes) value cap of hosted Spin KV.
-    pub const MAX_ENTRY_BYTES: usize = 960_000;
+    /// 16 MiB, stored in values of at most `MAX_VALUE_BYTES`.
+    pub const MAX_ENTRY_BYTES: usize = 16 << 20;
+    /// Larger entries would make one miss's memory and writes unreasonable.
+    pub const MAX_MAX_ENTRY_BYTES: u64 = 1 << 30;
+    /// The 1 MB (1,000,000 bytes) value cap of hosted Spin KV.
+    pub const MAX_VALUE_BYTES: usize = 1_000_000;
+    /// Smaller values would need thousands of writes per entry.
+    pub const MIN_VALUE_BYTES: u64 = 4096;
     pub const CACHE_METHODS: &str = "POST,QUERY";
     pub const KEY_HEADERS: &str = "content-type";
     /// RFC 9110 §15.1: the heuristically cacheable status codes. 501 stays in the
@@ -126,6 +135,12 @@ impl Config {
                     Err(_) => Err(err(name, format!("must be a whole number, got {v:?}"))),
                 },
             }
+        };
+        let at_most = |name: &'static str, n: u64, max: u64| -> Result<u64, ConfigError> {
+            if n > max {
+                return Err(err(name, format!("must be at most {max}, got {n}")));
+            }
+            Ok(n)
         };
         let list = |name: &'static str, default: &str| -> Result<Vec<String>, ConfigError> {
             let raw = get(name)?.unwrap_or_else(|| default.to_string());
@@ -204,13 +219,7 @@ impl Config {
         if !targeted_cache_control.is_empty() && !is_token(&targeted_cache_control) {
             return Err(err("targeted_cache_control", format!("{targeted_cache_control:?} is not a header name")));
         }
-        let collapse_wait_ms = number("collapse_wait_ms", defaults::COLLAPSE_WAIT_MS, 0)?;
-        if collapse_wait_ms > defaults::MAX_COLLAPSE_WAIT_MS {
-            return Err(err(
-                "collapse_wait_ms",
-                format!("must be at most {}, got {collapse_wait_ms}", defaults::MAX_COLLAPSE_WAIT_MS),
-            ));
-        }
+        let collapse_wait_ms = at_most("collapse_wait_ms", number("collapse_wait_ms", defaults::COLLAPSE_WAIT_MS, 0)?, defaults::MAX_COLLAPSE_WAIT_MS)?;
         let admin_path = get("admin_path")?.filter(|p| !p.is_empty()).unwrap_or_else(|| defaults::ADMIN_PATH.to_string());
         if !admin_path.starts_with('/') || !admin_path.ends_with('/') || admin_path == "/" || admin_path.contains(['?', '#']) {
             return Err(err("admin_path", format!("must be a path that starts and ends with '/', e.g. {:?}, got {admin_path:?}", defaults::ADMIN_PATH)));
@@ -239,7 +248,8 @@ impl Config {
             default_ttl: number("default_ttl", defaults::DEFAULT_TTL, 0)?,
             origin_timeout: number("origin_timeout", defaults::ORIGIN_TIMEOUT, 1)?,
             max_body_bytes: number("max_body_bytes", defaults::MAX_BODY_BYTES as u64, 0)? as usize,
-            max_entry_bytes: number("max_entry_bytes", defaults::MAX_ENTRY_BYTES as u64, 1024)? as usize,
+            max_entry_bytes: at_most("max_entry_bytes", number("max_entry_bytes", defaults::MAX_ENTRY_BYTES as u64, 1024)?, defaults::MAX_MAX_ENTRY_BYTES)? as usize,
+            max_value_bytes: at_most("max_value_bytes", number("max_value_bytes", defaults::MAX_VALUE_BYTES as u64, defaults::MIN_VALUE_BYTES)?, u64::from(u32::MAX))? as usize,
             cache_methods,
             key_headers,
             cacheable_statuses,
@@ -338,7 +348,8 @@ mod tests {
         );
         assert_eq!(c.default_ttl, 60);
         assert_eq!(c.max_body_bytes, 1 << 20);
-        assert_eq!(c.max_entry_bytes, 960_000);
+        assert_eq!(c.max_entry_bytes, 16 << 20);
+        assert_eq!(c.max_value_bytes, 1_000_000);
         assert_eq!(c.cache_methods, vec!["POST", "QUERY"]);
         assert_eq!(c.key_headers, vec!["content-type"]);
         assert_eq!(c.cacheable_statuses, vec![200, 203, 204, 300, 301, 404, 405, 410, 414, 501]);
@@ -365,6 +376,8 @@ mod tests {
             (&[("origin", "http://x"), ("origin_timeout", "0")], "origin_timeout"),
             (&[("origin", "http://x"), ("max_body_bytes", "-1")], "max_body_bytes"),
             (&[("origin", "http://x"), ("max_entry_bytes", "10")], "max_entry_bytes"),
+            (&[("origin", "http://x"), ("max_entry_bytes", "2000000000")], "max_entry_bytes"),
+            (&[("origin", "http://x"), ("max_value_bytes", "100")], "max_value_bytes"),
             (&[("origin", "http://x"), ("cache_methods", "POST,BAD METHOD")], "cache_methods"),
             (&[("origin", "http://x"), ("key_headers", "authorization")], "key_headers"),
             (&[("origin", "http://x"), ("cacheable_statuses", "200,abc")], "cacheable_statuses"),

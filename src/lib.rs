@@ -7,9 +7,11 @@
 //!    headers, credential scope and the body digest.
 //! 5. One KV get; `cache::freshness` decides for an intact, Vary-matching record:
 //!    replay it fresh, or stale and then refresh it (one refresh per key, by a mark).
+//!    A record over one value streams its body from checked segments.
 //! 6. Otherwise `origin` forwards the request (with the record's validators; one miss
 //!    of many, the others waiting for its record); `cache::policy` decides if the
-//!    answer may be stored; the client is answered, then the record is written.
+//!    answer may be stored; the client is answered (a large answer as it arrives),
+//!    then the record is written (segments first, head last).
 //! 7. `cache::outcome` reports what happened in `Cache-Status`. Store failures only
 //!    cost the cache; origin failures answer the stale record when allowed, else 502/504.
 //!

@@ -1,11 +1,12 @@
 //! The JSON-RPC request reader, answer checker (id locator) and id splicer: the
 //! input is a request and an answer separated by a NUL byte. Never panics; the
 //! located slots hold ids; splicing the answer's own ids back is the identity,
-//! and splicing other ids gives JSON whose ids are those.
+//! splicing other ids gives JSON whose ids are those, and splicing the answer
+//! in pieces (as a segmented body arrives) gives the same bytes as whole.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use post_cache::protocol::json::{self, Value};
-use post_cache::protocol::jsonrpc::{check_answer, read_request, splice_ids, MethodList};
+use post_cache::protocol::jsonrpc::{check_answer, read_request, splice_ids, IdSplicer, MethodList};
 
 fuzz_target!(|data: &[u8]| {
     let (request, answer) = match data.iter().position(|&b| b == 0) {
@@ -32,4 +33,13 @@ fuzz_target!(|data: &[u8]| {
     for (i, id) in other.iter().enumerate() {
         assert!(respliced.windows(id.len()).any(|w| w == id.as_slice()), "id of call {i} missing");
     }
+    let piece_len = 1 + data.len() % 7;
+    let mut splicer = IdSplicer::new(&slots, &other, answer.len() as u64).expect("slots fit");
+    assert_eq!(splicer.spliced_len(), respliced.len() as u64);
+    let mut pieces = Vec::new();
+    for piece in answer.chunks(piece_len) {
+        splicer.feed(piece, &mut pieces).expect("slots fit");
+    }
+    splicer.finish().expect("every slot passed");
+    assert_eq!(pieces, respliced, "pieces of {piece_len} spliced differently");
 });

@@ -14,5 +14,6 @@ pub mod mark;
 pub mod outcome;
 pub mod policy;
 pub mod record;
+pub mod segment;
 pub mod tags;
 pub mod targeted;

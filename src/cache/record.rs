@@ -3,9 +3,9 @@
 //! Spin KV has no TTL, so freshness lives in the record. A record that fails to
 //! decode for any reason is a miss, never an error and never a replay.
 //!
-//! Layout of version 3 (integers little-endian):
+//! Layout of version 4 (integers little-endian):
 //! ```text
-//! "PCR" version:u8 checksum:u64         covers every byte after it (cache::checksum)
+//! "PCR" version:u8 checksum:u64         XXH3-64 of every byte after it
 //! stored_at:u64 fresh_until:u64         Unix seconds
 //! stale_while_revalidate:u32            seconds past fresh_until it may be served
 //! stale_if_error:u32                      stale, and when the origin errs
@@ -20,11 +20,16 @@
 //! extension_count:u16 { tag:u16 len:u32 bytes }*
 //! ```
 //! Extensions carry what only some records need, so later features add a tag
-//! instead of a version. A tag with [`CRITICAL`] set changes how the record is
+//! instead of a version. A body too large for one stored value is segmented
+//! (`cache::segment`): `body` holds its first part and the critical
+//! `EXT_SEGMENTS` extension its manifest:
+//! `generation:u64 total_len:u64 segment_len:u32 count:u32 { xxh3_128:[16] }*`. A tag with [`CRITICAL`] set changes how the record is
 //! replayed: a reader that does not know it treats the record as unusable (a
 //! miss); other unknown tags are skipped.
 //!
-//! Version 2 is version 3 without the stale windows, flags and mark; version 1 is
+//! Version 3 is version 4 with the earlier lane checksum (`cache::checksum`)
+//! in place of XXH3-64. Version 2 is version 3 without the stale windows, flags
+//! and mark; version 1 is
 //! version 2 without `body_len` (the body is the rest) and without extensions.
 //! Both still decode, with no stale windows: they are served fresh or not at all.
 //! The mark sits at a fixed offset so that setting it rewrites no other byte.
@@ -32,20 +37,23 @@
 use super::checksum::checksum;
 use super::digest::Digest32;
 use super::mark::Mark;
+use super::segment::{self, Segments};
 use crate::protocol::jsonrpc::IdSlot;
 
 const MAGIC: &[u8; 3] = b"PCR";
 /// The version this build writes.
-pub const RECORD_VERSION: u8 = 3;
+pub const RECORD_VERSION: u8 = 4;
 /// Set on extension tags a reader must understand to replay the record.
 pub const CRITICAL: u16 = 0x8000;
 /// JSON-RPC id slots: count:u32 { offset:u32 len:u32 call:u32 }*.
 pub const EXT_ID_SLOTS: u16 = CRITICAL | 1;
+/// A segmented body's manifest (see the module doc).
+pub const EXT_SEGMENTS: u16 = CRITICAL | 2;
 const CHECKSUM_AT: usize = 4;
 const CHECKSUM_COVERS_FROM: usize = 12;
 /// `fresh_until` sits here in every version.
 const FRESH_UNTIL_AT: usize = 20;
-/// Where version 3 keeps the mark: after magic, version, checksum, the two times,
+/// Where versions 3 and 4 keep the mark: after magic, version, checksum, the two times,
 /// the two windows and the flags.
 const MARK_AT: usize = 4 + 8 + 8 + 8 + 4 + 4 + 1;
 const FLAG_STALE_FORBIDDEN: u8 = 1;
@@ -84,8 +92,10 @@ pub struct Record<'a> {
     pub body: &'a [u8],
     /// Where the JSON-RPC ids sit in `body`; empty for other records.
     pub id_slots: Vec<IdSlot>,
-    /// Someone is fetching a fresh answer for this key (version 3 only).
+    /// Someone is fetching a fresh answer for this key (version 3 and later).
     pub mark: Option<Mark>,
+    /// For a segmented body: `body` is its first part, the rest is here.
+    pub segments: Option<Segments>,
 }
 
 impl Record<'_> {
@@ -98,6 +108,20 @@ impl Record<'_> {
     pub fn ttl(&self, now: u64) -> u64 {
         self.meta.fresh_until.saturating_sub(now)
     }
+
+    /// The whole body's length, segments included.
+    pub fn body_len(&self) -> u64 {
+        self.segments.as_ref().map_or(self.body.len() as u64, |s| s.total_len)
+    }
+}
+
+/// A record sealed for a store whose values hold at most `max_value` bytes.
+pub enum Sealed {
+    /// One value, as [`RecordBuilder::finish`] makes it.
+    Whole(Vec<u8>),
+    /// A head and its segments: `segments[i]` is the byte range of segment `i`
+    /// in `body` (the builder's buffer, the whole body still in it).
+    Split { head: Vec<u8>, body: Vec<u8>, segments: Vec<std::ops::Range<usize>>, manifest: Segments },
 }
 
 /// Why stored bytes are not a usable record.
@@ -112,6 +136,8 @@ pub enum DecodeError {
     UnknownExtension(u16),
     /// Bytes after the last extension.
     TrailingBytes,
+    /// A segment manifest that does not cover the body.
+    BadManifest,
 }
 
 /// Builds a record in one buffer: the head is written up front and the body is
@@ -188,29 +214,84 @@ impl RecordBuilder {
         &self.buf[self.body_start..]
     }
 
-    /// Seals the record: appends the extensions (JSON-RPC id slots when there are
-    /// any), fills in the body length and checksum. Returns the record and the
-    /// body's byte range in it. The extensions may take the record a little past
-    /// `max_len` (12 bytes per id).
-    pub fn finish(mut self, id_slots: &[IdSlot]) -> (Vec<u8>, std::ops::Range<usize>) {
+    /// Seals the record as one value: appends the extensions (JSON-RPC id slots
+    /// when there are any), fills in the body length and checksum. Returns the
+    /// record and the body's byte range in it. The extensions may take the
+    /// record a little past `max_len` (12 bytes per id).
+    pub fn finish(self, id_slots: &[IdSlot]) -> (Vec<u8>, std::ops::Range<usize>) {
+        self.finish_with(id_slots, None)
+    }
+
+    /// [`finish`](Self::finish) for a head whose body continues in `segments`
+    /// (a 304 rewriting a segmented head keeps its manifest).
+    pub fn finish_with(mut self, id_slots: &[IdSlot], segments: Option<&Segments>) -> (Vec<u8>, std::ops::Range<usize>) {
         let body = self.body_start..self.buf.len();
         let body_len = u32::try_from(body.len()).expect("max_len keeps bodies under 4 GiB");
         self.buf[body.start - 4..body.start].copy_from_slice(&body_len.to_le_bytes());
-        if id_slots.is_empty() {
-            self.buf.extend_from_slice(&0u16.to_le_bytes());
-        } else {
-            self.buf.extend_from_slice(&1u16.to_le_bytes());
-            self.buf.extend_from_slice(&EXT_ID_SLOTS.to_le_bytes());
-            self.buf.extend_from_slice(&(4 + 12 * id_slots.len() as u32).to_le_bytes());
-            self.buf.extend_from_slice(&(id_slots.len() as u32).to_le_bytes());
-            for slot in id_slots {
-                for n in [slot.offset, slot.len, slot.call] {
-                    self.buf.extend_from_slice(&n.to_le_bytes());
-                }
-            }
-        }
+        put_extensions(&mut self.buf, id_slots, segments);
         seal(&mut self.buf);
         (self.buf, body)
+    }
+
+    /// Seals the record for values of at most `max_value` bytes: whole when it
+    /// fits, else split into a head holding as much of the body as fits and
+    /// segments of `max_value` bytes named by `generation`. `None` when even
+    /// the head cannot fit.
+    pub fn seal_within(self, id_slots: &[IdSlot], max_value: usize, generation: u64) -> Option<Sealed> {
+        let body_len = self.buf.len() - self.body_start;
+        if self.buf.len() + extension_len(id_slots, 0) <= max_value {
+            return Some(Sealed::Whole(self.finish(id_slots).0));
+        }
+        let plan = segment::layout(body_len, max_value, |count| self.body_start + extension_len(id_slots, count))?;
+        let rest = self.body_start + plan.inline_len;
+        let segments: Vec<std::ops::Range<usize>> = (0..plan.count)
+            .map(|i| rest + i * plan.segment_len..(rest + (i + 1) * plan.segment_len).min(self.buf.len()))
+            .collect();
+        let manifest = Segments {
+            generation,
+            total_len: body_len as u64,
+            segment_len: u32::try_from(plan.segment_len).ok()?,
+            digests: segments.iter().map(|r| segment::digest(&self.buf[r.clone()])).collect(),
+        };
+        let mut head = self.buf[..rest].to_vec();
+        head[self.body_start - 4..self.body_start].copy_from_slice(&(plan.inline_len as u32).to_le_bytes());
+        put_extensions(&mut head, id_slots, Some(&manifest));
+        seal(&mut head);
+        Some(Sealed::Split { head, body: self.buf, segments, manifest })
+    }
+}
+
+/// The extension list's encoded length for `id_slots` and a manifest of
+/// `segments` segments (none when 0).
+fn extension_len(id_slots: &[IdSlot], segments: usize) -> usize {
+    let ids = if id_slots.is_empty() { 0 } else { 6 + 4 + 12 * id_slots.len() };
+    let manifest = if segments == 0 { 0 } else { 6 + 24 + 16 * segments };
+    2 + ids + manifest
+}
+
+fn put_extensions(buf: &mut Vec<u8>, id_slots: &[IdSlot], segments: Option<&Segments>) {
+    let count = u16::from(!id_slots.is_empty()) + u16::from(segments.is_some());
+    buf.extend_from_slice(&count.to_le_bytes());
+    if !id_slots.is_empty() {
+        buf.extend_from_slice(&EXT_ID_SLOTS.to_le_bytes());
+        buf.extend_from_slice(&(4 + 12 * id_slots.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&(id_slots.len() as u32).to_le_bytes());
+        for slot in id_slots {
+            for n in [slot.offset, slot.len, slot.call] {
+                buf.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+    }
+    if let Some(m) = segments {
+        buf.extend_from_slice(&EXT_SEGMENTS.to_le_bytes());
+        buf.extend_from_slice(&(24 + 16 * m.digests.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&m.generation.to_le_bytes());
+        buf.extend_from_slice(&m.total_len.to_le_bytes());
+        buf.extend_from_slice(&m.segment_len.to_le_bytes());
+        buf.extend_from_slice(&(m.digests.len() as u32).to_le_bytes());
+        for d in &m.digests {
+            buf.extend_from_slice(d);
+        }
     }
 }
 
@@ -219,14 +300,24 @@ impl RecordBuilder {
 /// generates, to reach the structure checks behind the checksum.
 pub fn seal(bytes: &mut [u8]) {
     if bytes.len() >= CHECKSUM_COVERS_FROM {
-        let sum = checksum(&bytes[CHECKSUM_COVERS_FROM..]);
+        let sum = record_checksum(bytes[3], &bytes[CHECKSUM_COVERS_FROM..]);
         bytes[CHECKSUM_AT..CHECKSUM_COVERS_FROM].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
+/// The checksum a record of `version` carries over `covered`: XXH3-64 from
+/// version 4, the lane checksum of `cache::checksum` before.
+fn record_checksum(version: u8, covered: &[u8]) -> u64 {
+    if version >= 4 {
+        xxhash_rust::xxh3::xxh3_64(covered)
+    } else {
+        checksum(covered)
     }
 }
 
 /// Whether an encoded record has room for a mark (version 3 and later).
 pub fn can_carry_mark(bytes: &[u8]) -> bool {
-    bytes.len() >= MARK_AT + 16 && &bytes[..3] == MAGIC && bytes[3] == 3
+    bytes.len() >= MARK_AT + 16 && &bytes[..3] == MAGIC && (3..=RECORD_VERSION).contains(&bytes[3])
 }
 
 /// A copy of an encoded record carrying `mark` (or none), every other byte the
@@ -241,6 +332,12 @@ pub fn with_mark(bytes: &[u8], mark: Option<Mark>) -> Option<Vec<u8>> {
     copy[MARK_AT + 8..MARK_AT + 16].copy_from_slice(&token.to_le_bytes());
     seal(&mut copy);
     Some(copy)
+}
+
+/// The segments a stored head names, for deleting them with it; `None` for a
+/// whole record or bytes that are not a record.
+pub fn segment_set(bytes: &[u8]) -> Option<segment::SegmentSet> {
+    decode(bytes).ok()?.segments.map(|s| s.set())
 }
 
 /// A copy of a record (any version) whose freshness ends at `fresh_until` if it
@@ -267,7 +364,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         return Err(DecodeError::NotARecord);
     }
     match bytes[3] {
-        version @ 1..=3 => decode_versioned(bytes, version),
+        version @ 1..=RECORD_VERSION => decode_versioned(bytes, version),
         other => Err(DecodeError::UnsupportedVersion(other)),
     }
 }
@@ -275,7 +372,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
 fn decode_versioned(bytes: &[u8], version: u8) -> Result<Record<'_>, DecodeError> {
     let mut r = Reader { bytes, at: CHECKSUM_AT };
     let sum = u64::from_le_bytes(r.array()?);
-    if checksum(&bytes[CHECKSUM_COVERS_FROM..]) != sum {
+    if record_checksum(version, &bytes[CHECKSUM_COVERS_FROM..]) != sum {
         return Err(DecodeError::ChecksumMismatch);
     }
     let stored_at = u64::from_le_bytes(r.array()?);
@@ -310,13 +407,16 @@ fn decode_versioned(bytes: &[u8], version: u8) -> Result<Record<'_>, DecodeError
         let value = r.take(value_len as usize)?;
         headers.push((name, value));
     }
-    let (body, id_slots) = if version == 1 {
-        (&bytes[r.at..], Vec::new())
+    let (body, (id_slots, segments)) = if version == 1 {
+        (&bytes[r.at..], (Vec::new(), None))
     } else {
         let body_len = u32::from_le_bytes(r.array()?);
         let body = r.take(body_len as usize)?;
         (body, r.extensions()?)
     };
+    if segments.as_ref().is_some_and(|s| !s.consistent_with(body.len())) {
+        return Err(DecodeError::BadManifest);
+    }
     Ok(Record {
         meta: RecordMeta {
             stored_at,
@@ -332,6 +432,7 @@ fn decode_versioned(bytes: &[u8], version: u8) -> Result<Record<'_>, DecodeError
         body,
         id_slots,
         mark,
+        segments,
     })
 }
 
@@ -357,8 +458,9 @@ impl<'a> Reader<'a> {
     }
 
     /// The extension list, which must end the record.
-    fn extensions(&mut self) -> Result<Vec<IdSlot>, DecodeError> {
+    fn extensions(&mut self) -> Result<(Vec<IdSlot>, Option<Segments>), DecodeError> {
         let mut id_slots = Vec::new();
+        let mut segments = None;
         let count = u16::from_le_bytes(self.array()?);
         for _ in 0..count {
             let tag = u16::from_le_bytes(self.array()?);
@@ -375,6 +477,20 @@ impl<'a> Reader<'a> {
                         return Err(DecodeError::TrailingBytes);
                     }
                 }
+                EXT_SEGMENTS => {
+                    let generation = u64::from_le_bytes(ext.array()?);
+                    let total_len = u64::from_le_bytes(ext.array()?);
+                    let segment_len = u32::from_le_bytes(ext.array()?);
+                    let count = u32::from_le_bytes(ext.array()?);
+                    let mut digests = Vec::with_capacity((count as usize).min(ext.bytes.len() / 16));
+                    for _ in 0..count {
+                        digests.push(ext.array()?);
+                    }
+                    if ext.at != ext.bytes.len() {
+                        return Err(DecodeError::TrailingBytes);
+                    }
+                    segments = Some(Segments { generation, total_len, segment_len, digests });
+                }
                 t if t & CRITICAL != 0 => return Err(DecodeError::UnknownExtension(t)),
                 _ => {}
             }
@@ -382,7 +498,7 @@ impl<'a> Reader<'a> {
         if self.at != self.bytes.len() {
             return Err(DecodeError::TrailingBytes);
         }
-        Ok(id_slots)
+        Ok((id_slots, segments))
     }
 }
 
@@ -568,8 +684,8 @@ mod tests {
         old[3] = 0;
         assert_eq!(decode(&old), Err(DecodeError::UnsupportedVersion(0)));
         let mut future = encode(b"x");
-        future[3] = 4;
-        assert_eq!(decode(&future), Err(DecodeError::UnsupportedVersion(4)));
+        future[3] = RECORD_VERSION + 1;
+        assert_eq!(decode(&future), Err(DecodeError::UnsupportedVersion(RECORD_VERSION + 1)));
         assert_eq!(decode(b"{\"json\":1}"), Err(DecodeError::NotARecord));
         assert_eq!(decode(b""), Err(DecodeError::NotARecord));
     }
@@ -598,5 +714,80 @@ mod tests {
         assert!(!b.push_body(&[0]));
         assert_eq!(b.body().len(), head);
         assert!(RecordBuilder::new(&meta(), &headers(), 0, 50).is_none());
+    }
+
+    fn split(body: &[u8], slots: &[IdSlot], max_value: usize) -> Sealed {
+        let mut b = RecordBuilder::new(&meta(), &headers(), body.len(), 1 << 24).unwrap();
+        assert!(b.push_body(body));
+        b.seal_within(slots, max_value, 0xfeed).unwrap()
+    }
+
+    #[test]
+    fn a_record_that_fits_one_value_is_sealed_whole() {
+        let body = vec![7u8; 500];
+        let Sealed::Whole(bytes) = split(&body, &[], 2_000) else { panic!("split a record that fits") };
+        assert_eq!(bytes, encode(&body));
+    }
+
+    #[test]
+    fn a_large_body_is_split_into_a_head_and_full_segments_that_rebuild_it() {
+        let body: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let slots = [IdSlot { offset: 3, len: 2, call: 0 }];
+        let Sealed::Split { head, body: buf, segments, manifest } = split(&body, &slots, 3_000) else { panic!("not split") };
+        assert!(head.len() <= 3_000 && segments.iter().all(|r| r.len() <= 3_000));
+        let rec = decode(&head).unwrap();
+        assert_eq!(rec.segments.as_ref(), Some(&manifest));
+        assert_eq!((manifest.generation, manifest.total_len, rec.body_len()), (0xfeed, 10_000, 10_000));
+        assert_eq!(rec.id_slots, slots);
+        let mut rebuilt = rec.body.to_vec();
+        let body_start = (buf.len() - body.len()) as u64;
+        for (i, range) in segments.iter().enumerate() {
+            assert!(manifest.verify(rec.body.len(), i, &buf[range.clone()]), "segment {i}");
+            let in_body = manifest.range(rec.body.len(), i);
+            assert_eq!(in_body.start..in_body.end, range.start as u64 - body_start..range.end as u64 - body_start);
+            rebuilt.extend_from_slice(&buf[range.clone()]);
+        }
+        assert_eq!(rebuilt, body);
+        assert_eq!(segment_set(&head), Some(manifest.set()));
+        assert_eq!(segment_set(&encode(&body)), None);
+    }
+
+    #[test]
+    fn a_rewritten_head_keeps_its_manifest_and_a_manifest_that_does_not_cover_the_body_is_refused() {
+        let body = vec![3u8; 9_000];
+        let Sealed::Split { head, manifest, .. } = split(&body, &[], 2_000) else { panic!("not split") };
+        let rec = decode(&head).unwrap();
+        let mut b = RecordBuilder::new(&meta(), &headers(), rec.body.len(), 2_000).unwrap();
+        assert!(b.push_body(rec.body));
+        let (rewritten, _) = b.finish_with(&[], Some(&manifest));
+        assert_eq!(decode(&rewritten).unwrap().segments, Some(manifest.clone()));
+        let mut short = RecordBuilder::new(&meta(), &headers(), 10, 2_000).unwrap();
+        assert!(short.push_body(&rec.body[..10]));
+        assert_eq!(decode(&short.finish_with(&[], Some(&manifest)).0), Err(DecodeError::BadManifest));
+    }
+
+    #[test]
+    fn version_3_records_with_the_earlier_checksum_still_decode_and_take_a_mark() {
+        let body = b"written by the previous release";
+        let mut v3 = encode(body);
+        v3[3] = 3;
+        let v4_sum = v3[CHECKSUM_AT..CHECKSUM_COVERS_FROM].to_vec();
+        assert_eq!(decode(&v3), Err(DecodeError::ChecksumMismatch), "version 3 does not take XXH3-64");
+        seal(&mut v3);
+        assert_ne!(v3[CHECKSUM_AT..CHECKSUM_COVERS_FROM], v4_sum[..]);
+        let rec = decode(&v3).unwrap();
+        assert_eq!((rec.body, rec.meta), (&body[..], meta()));
+        let mark = Mark { until: 9, token: 10 };
+        let marked = with_mark(&v3, Some(mark)).unwrap();
+        assert_eq!((marked[3], decode(&marked).unwrap().mark), (3, Some(mark)));
+        assert_eq!(decode(&expired_by(&v3, 1).unwrap()).unwrap().meta.fresh_until, 1);
+    }
+
+    #[test]
+    fn version_4_is_sealed_with_xxh3_64() {
+        let bytes = encode(b"x");
+        assert_eq!(bytes[3], 4);
+        let sum = u64::from_le_bytes(bytes[CHECKSUM_AT..CHECKSUM_COVERS_FROM].try_into().unwrap());
+        assert_eq!(sum, xxhash_rust::xxh3::xxh3_64(&bytes[CHECKSUM_COVERS_FROM..]));
     }
 }

@@ -188,20 +188,83 @@ pub fn check_answer(request: &RpcRequest, answer: &[u8]) -> Result<Vec<IdSlot>, 
 /// The stored answer with each id slot replaced by the id of the call it answers
 /// in this request; `None` if the slots do not fit the body or name unknown calls.
 pub fn splice_ids(stored: &[u8], slots: &[IdSlot], ids: &[Vec<u8>]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(stored.len() + ids.iter().map(Vec::len).sum::<usize>());
-    let mut at = 0usize;
-    for slot in slots {
-        let start = slot.offset as usize;
-        let end = start.checked_add(slot.len as usize)?;
-        if start < at || end > stored.len() {
-            return None;
-        }
-        out.extend_from_slice(&stored[at..start]);
-        out.extend_from_slice(ids.get(slot.call as usize)?);
-        at = end;
-    }
-    out.extend_from_slice(&stored[at..]);
+    let mut splicer = IdSplicer::new(slots, ids, stored.len() as u64)?;
+    let mut out = Vec::with_capacity(splicer.spliced_len() as usize);
+    splicer.feed(stored, &mut out)?;
+    splicer.finish()?;
     Some(out)
+}
+
+/// Splices ids into a stored answer that arrives in pieces (a segmented body):
+/// each piece goes out as soon as it is read, with the ids of this request in
+/// the slots it covers, whether a slot lies in one piece or across several.
+pub struct IdSplicer<'a> {
+    slots: &'a [IdSlot],
+    ids: &'a [Vec<u8>],
+    /// Bytes of the stored answer fed so far.
+    at: u64,
+    /// The next slot not yet fully passed.
+    next: usize,
+    spliced_len: u64,
+}
+
+impl<'a> IdSplicer<'a> {
+    /// `None` when the slots are out of order, overlap, run past the stored
+    /// answer's `stored_len` bytes, or name a call the request does not have.
+    pub fn new(slots: &'a [IdSlot], ids: &'a [Vec<u8>], stored_len: u64) -> Option<Self> {
+        let mut end = 0u64;
+        let mut spliced_len = stored_len;
+        for slot in slots {
+            let start = u64::from(slot.offset);
+            if start < end {
+                return None;
+            }
+            end = start + u64::from(slot.len);
+            let id = ids.get(slot.call as usize)?;
+            spliced_len = spliced_len.checked_sub(u64::from(slot.len))? + id.len() as u64;
+        }
+        (end <= stored_len).then_some(Self { slots, ids, at: 0, next: 0, spliced_len })
+    }
+
+    /// Whether there is nothing to splice: every piece passes as it is.
+    pub fn is_identity(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The answer's length once spliced: its `Content-Length`.
+    pub fn spliced_len(&self) -> u64 {
+        self.spliced_len
+    }
+
+    /// Appends the next piece of the stored answer, spliced, to `out`.
+    pub fn feed(&mut self, piece: &[u8], out: &mut Vec<u8>) -> Option<()> {
+        let (start, end) = (self.at, self.at + piece.len() as u64);
+        let mut from = start;
+        while let Some(slot) = self.slots.get(self.next) {
+            let (slot_start, slot_end) = (u64::from(slot.offset), u64::from(slot.offset) + u64::from(slot.len));
+            if slot_start >= end {
+                break;
+            }
+            if slot_start >= from {
+                out.extend_from_slice(&piece[(from - start) as usize..(slot_start - start) as usize]);
+                out.extend_from_slice(self.ids.get(slot.call as usize)?);
+            }
+            // The stored id's bytes are skipped, in this piece and the next.
+            from = slot_end.clamp(from, end);
+            if slot_end > end {
+                break;
+            }
+            self.next += 1;
+        }
+        out.extend_from_slice(&piece[(from - start) as usize..]);
+        self.at = end;
+        Some(())
+    }
+
+    /// `Some` when every slot was passed.
+    pub fn finish(self) -> Option<()> {
+        (self.next == self.slots.len()).then_some(())
+    }
 }
 
 #[cfg(test)]
@@ -347,5 +410,27 @@ mod tests {
         let overlapping = [IdSlot { offset: 1, len: 3, call: 0 }, IdSlot { offset: 2, len: 1, call: 0 }];
         assert!(splice_ids(b"abcdef", &overlapping, &ids).is_none());
         assert_eq!(splice_ids(b"{\"id\":9}", &[IdSlot { offset: 6, len: 1, call: 0 }], &ids).unwrap(), b"{\"id\":1}");
+    }
+
+    #[test]
+    fn ids_are_spliced_the_same_whatever_pieces_the_answer_arrives_in() {
+        let stored = br#"[{"id":1,"result":"aa"},{"id":"two","result":"b"}]"#;
+        let slots = [IdSlot { offset: 7, len: 1, call: 1 }, IdSlot { offset: 30, len: 5, call: 0 }];
+        let ids = vec![b"\"first\"".to_vec(), b"22".to_vec()];
+        let whole = splice_ids(stored, &slots, &ids).unwrap();
+        assert_eq!(whole, br#"[{"id":22,"result":"aa"},{"id":"first","result":"b"}]"#);
+        for piece_len in 1..stored.len() {
+            let mut splicer = IdSplicer::new(&slots, &ids, stored.len() as u64).unwrap();
+            assert_eq!(splicer.spliced_len(), whole.len() as u64);
+            let mut out = Vec::new();
+            for piece in stored.chunks(piece_len) {
+                splicer.feed(piece, &mut out).unwrap();
+            }
+            splicer.finish().unwrap();
+            assert_eq!(out, whole, "pieces of {piece_len}");
+        }
+        let mut short = IdSplicer::new(&slots, &ids, stored.len() as u64).unwrap();
+        short.feed(&stored[..20], &mut Vec::new()).unwrap();
+        assert!(short.finish().is_none(), "an answer that stops before its last slot");
     }
 }

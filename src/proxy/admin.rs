@@ -128,8 +128,18 @@ fn select(target: &Target, authority: &str, mut keys: Vec<String>) -> Vec<String
                 .filter_map(|m| entry_of_tag_marker(m))
                 .filter(|e| keys.binary_search(e).is_ok())
                 .collect();
+            // A segmented entry's segments sit under its key: they go with it.
+            let segments: Vec<String> = entries
+                .iter()
+                .flat_map(|e| {
+                    let under = format!("{e}:");
+                    let from = keys.partition_point(|k| *k < under);
+                    keys[from..].iter().take_while(move |k| k.starts_with(&under)).cloned().collect::<Vec<_>>()
+                })
+                .collect();
             keys.retain(|k| prefixes.iter().any(|p| k.starts_with(p)));
             keys.extend(entries);
+            keys.extend(segments);
             keys
         }
         Target::All => {
@@ -140,12 +150,20 @@ fn select(target: &Target, authority: &str, mut keys: Vec<String>) -> Vec<String
     }
 }
 
-/// Deletes a key and says whether it was there: known for listed keys, read
-/// first for an exact request's key.
+/// Deletes a key and says whether it was there: known for listed keys (whose
+/// segments are listed too), read first for an exact request's key (whose
+/// segments, if it has any, are deleted with it).
 fn delete_counting<S: Store>(store: &S, key: &str, listed: bool) -> Result<bool, StoreError> {
-    let present = listed || store.get(key)?.is_some();
+    if listed {
+        store.delete(key)?;
+        return Ok(true);
+    }
+    let stored = store.get(key)?;
     store.delete(key)?;
-    Ok(present)
+    if let Some(set) = stored.as_deref().and_then(record::segment_set) {
+        super::segments::delete_set(store, key, set);
+    }
+    Ok(stored.is_some())
 }
 
 /// Marks a stored entry stale now (a mark alone or a foreign value is left).

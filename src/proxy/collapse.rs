@@ -73,7 +73,8 @@ pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
     };
     if wait {
         if let Some(bytes) = wait_for_leader(flow, runtime).await {
-            if let Found::Record(usable) = lookup::examine(Some(&bytes), flow.keyed, &flow.request.headers) {
+            let found = lookup::examine(Some(&bytes), flow.keyed, &flow.request.headers);
+            if let Found::Record(usable) = found.filter_ready(flow) {
                 let ttl = usable.record.ttl(flow.now);
                 return lookup::replay(flow, client, &usable, Outcome::CollapsedHit { ttl }).await;
             }
@@ -136,7 +137,7 @@ fn release<B, S: Store, O>(flow: &Flow<'_, B, S, O>, mark: Mark, original: Optio
                     log_store_error("set", &e);
                 }
             }
-            None => forget(flow.store, key),
+            None => forget(flow),
         },
         Ok(_) => {}
         Err(e) => log_store_error("get", &e),

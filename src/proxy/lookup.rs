@@ -2,7 +2,7 @@
 //! replaying it (or `304 Not Modified` to a client whose validator matches).
 
 use super::keying::Keyed;
-use super::{collapse::Held, push_length, push_status, report, Flow};
+use super::{collapse::Held, push_length, push_status, report, segments, Flow};
 use crate::body::{respond_full, Client};
 use crate::cache::conditional;
 use crate::cache::headers::HeaderList;
@@ -11,7 +11,9 @@ use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::vary_digest;
 use crate::cache::record::{self, Record};
 use crate::protocol::{jsonrpc, AnswerCheck};
+use crate::store::Store;
 use std::borrow::Cow;
+use std::cell::Cell;
 
 /// A stored record written for this request (its body, id slots and `Vary`-ed
 /// headers match), and the body to answer with. Fresh or not is for
@@ -19,14 +21,44 @@ use std::borrow::Cow;
 pub struct Usable<'a> {
     pub record: Record<'a>,
     /// The stored body, or for JSON-RPC a copy carrying this request's ids.
+    /// For a segmented record, its first part as stored (ids are spliced as
+    /// it streams).
     pub body: Cow<'a, [u8]>,
+    /// A segmented record's first segment, read and checked before anything
+    /// is sent (`segments::ready`).
+    pub first_segment: Cell<Option<Vec<u8>>>,
 }
 
-/// What the key holds for this request.
+impl Usable<'_> {
+    /// The body to replay: at hand, or streamed from its segments.
+    pub fn stored_body(&self) -> StoredBody<'_> {
+        match self.record.segments {
+            Some(_) => StoredBody::Segmented(self),
+            None => StoredBody::Whole(&self.body),
+        }
+    }
+}
+
+/// What the key holds for this request. (One per request, moved once: the
+/// size of `Record` costs nothing worth a box.)
+#[allow(clippy::large_enum_variant)]
 pub enum Found<'a> {
     Record(Usable<'a>),
     /// Nothing usable: why the request is forwarded, and what holds the key.
     Nothing { fwd: Fwd, held: Held<'a> },
+}
+
+impl<'a> Found<'a> {
+    /// A segmented record whose first segment cannot be read is a miss (and a
+    /// broken one is deleted): see `segments::ready`.
+    pub fn filter_ready<B, S: Store, O>(self, flow: &Flow<'_, B, S, O>) -> Self {
+        match self {
+            Found::Record(usable) if !segments::ready(flow, &usable) => {
+                Found::Nothing { fwd: Fwd::UriMiss, held: Held::Empty }
+            }
+            found => found,
+        }
+    }
 }
 
 /// Examines what the store returned under the key.
@@ -60,6 +92,14 @@ pub fn examine<'a>(stored: Option<&'a [u8]>, keyed: &Keyed, request_headers: &[(
     if rec.meta.vary_digest != vary_digest(request_headers, &rec.meta.vary) {
         return Found::Nothing { fwd: Fwd::VaryMiss, held: Held::Unusable };
     }
+    if rec.segments.is_some() {
+        if !segments::splices(keyed, &rec) {
+            eprintln!("post-cache: record whose id slots do not fit replaced");
+            return unusable;
+        }
+        let body = Cow::Borrowed(rec.body);
+        return Found::Record(Usable { record: rec, body, first_segment: Cell::new(None) });
+    }
     let body = match &keyed.check {
         AnswerCheck::JsonRpc(request) => match jsonrpc::splice_ids(rec.body, &rec.id_slots, &request.ids) {
             Some(spliced) => Cow::Owned(spliced),
@@ -70,14 +110,14 @@ pub fn examine<'a>(stored: Option<&'a [u8]>, keyed: &Keyed, request_headers: &[(
         },
         _ => Cow::Borrowed(rec.body),
     };
-    Found::Record(Usable { record: rec, body })
+    Found::Record(Usable { record: rec, body, first_segment: Cell::new(None) })
 }
 
 /// Answers from a stored record: its status and header lines in order, its body
 /// and `Age`.
-pub async fn replay<B, S, O>(flow: &Flow<'_, B, S, O>, client: impl Client, usable: &Usable<'_>, outcome: Outcome) {
+pub async fn replay<B, S: Store, O>(flow: &Flow<'_, B, S, O>, client: impl Client, usable: &Usable<'_>, outcome: Outcome) {
     let rec = &usable.record;
-    let stored = StoredAnswer { status: rec.meta.status, headers: &rec.headers, age: rec.age(flow.now), body: &usable.body };
+    let stored = StoredAnswer { status: rec.meta.status, headers: &rec.headers, age: rec.age(flow.now), body: usable.stored_body() };
     answer_stored(flow, client, &stored, outcome).await
 }
 
@@ -86,13 +126,19 @@ pub struct StoredAnswer<'a> {
     pub status: u16,
     pub headers: &'a [(&'a str, &'a [u8])],
     pub age: u64,
-    pub body: &'a [u8],
+    pub body: StoredBody<'a>,
+}
+
+/// A stored body: whole, or a segmented record's, read as it is sent.
+pub enum StoredBody<'a> {
+    Whole(&'a [u8]),
+    Segmented(&'a Usable<'a>),
 }
 
 /// Sends a stored response, or `304 Not Modified` when the client's own
 /// `If-None-Match` / `If-Modified-Since` matches it (GET, HEAD and QUERY only;
 /// a POST carrying them was forwarded). Targeted cache-control fields stay here.
-pub async fn answer_stored<B, S, O>(flow: &Flow<'_, B, S, O>, client: impl Client, stored: &StoredAnswer<'_>, outcome: Outcome) {
+pub async fn answer_stored<B, S: Store, O>(flow: &Flow<'_, B, S, O>, client: impl Client, stored: &StoredAnswer<'_>, outcome: Outcome) {
     let targeted = flow.config.targeted_fields();
     let relayed = |name: &str| !targeted.iter().any(|t| !t.is_empty() && name.eq_ignore_ascii_case(t));
     let method = flow.request.method.as_str();
@@ -112,7 +158,11 @@ pub async fn answer_stored<B, S, O>(flow: &Flow<'_, B, S, O>, client: impl Clien
     let mut head: HeaderList =
         stored.headers.iter().filter(|(n, _)| relayed(n)).map(|(n, v)| (n.to_string(), v.to_vec())).collect();
     head.push(("age".into(), stored.age.to_string().into_bytes()));
-    push_length(&mut head, stored.status, stored.body.len());
+    let body = match stored.body {
+        StoredBody::Whole(body) => body,
+        StoredBody::Segmented(usable) => return segments::stream(flow, client, stored.status, head, usable, outcome).await,
+    };
+    push_length(&mut head, stored.status, body.len());
     push_status(&mut head, outcome);
-    report(respond_full(client, stored.status, head, stored.body).await);
+    report(respond_full(client, stored.status, head, body).await);
 }

@@ -6,17 +6,18 @@
 
 use super::forward::{self, relay, send, Conditionals};
 use super::lookup::{self, StoredAnswer, Usable};
-use super::{content_length, forget, log_store_error, push_length, push_status, report, Flow};
-use crate::body::{respond_full, BodySource, Client};
+use super::{content_length, forget, log_store_error, push_length, push_status, report, segments, Flow};
+use crate::body::{respond_full, BodySink, BodySource, Client};
 use crate::cache::conditional;
 use crate::cache::headers::{self, HeaderList};
 use crate::cache::key::{persisted_marker_key, tag_marker_key};
 use crate::cache::tags;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_response, vary_digest, NotStoredReason, Storability, StoragePolicy};
-use crate::cache::record::{RecordBuilder, RecordMeta, StaleWindows};
+use crate::cache::record::{Record, RecordBuilder, RecordMeta, StaleWindows};
 use crate::config::Config;
 use crate::origin::{Origin, OriginError, OriginResponse};
+use crate::protocol::jsonrpc::IdSlot;
 use crate::protocol::{self, AnswerCheck, Persisted};
 use crate::store::Store;
 
@@ -118,7 +119,7 @@ pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
     match storability {
         Storability::DoNotStore(reason) => {
             if prior.forgotten_on(response.status) {
-                forget(flow.store, &keyed.kv_key);
+                forget(flow);
             }
             relay(config, response, client, Outcome::Forwarded { fwd, stored: Err(reason) }, &[]).await;
             false
@@ -153,7 +154,7 @@ fn record_meta<B, S, O>(
 }
 
 /// Answers with the stale record in place of the origin's failure.
-async fn serve_stale<B, S, O>(flow: &Flow<'_, B, S, O>, client: impl Client, usable: &Usable<'_>, fwd: Fwd, fwd_status: Option<u16>) {
+async fn serve_stale<B, S: Store, O>(flow: &Flow<'_, B, S, O>, client: impl Client, usable: &Usable<'_>, fwd: Fwd, fwd_status: Option<u16>) {
     let ttl = usable.record.meta.fresh_until as i64 - flow.now as i64;
     lookup::replay(flow, client, usable, Outcome::StaleOnError { fwd, fwd_status, ttl }).await
 }
@@ -177,34 +178,50 @@ async fn revalidated<B: BodySource, S: Store, O: Origin>(
     let (stored, age) = match decision {
         Storability::Store { ttl, initial_age, vary, stale } => {
             let meta = record_meta(flow, rec.meta.status, ttl, initial_age, vary, stale);
-            let max = flow.config.max_entry_bytes;
-            let built = RecordBuilder::new(&meta, &kept, rec.body.len(), max)
-                .and_then(|mut builder| builder.push_body(rec.body).then(|| builder.finish(&rec.id_slots)));
-            let stored = match built {
-                Some((bytes, _)) => {
-                    flow.store.set(&flow.keyed.kv_key, &bytes).map_err(|e| {
-                        log_store_error("set", &e);
-                        NotStoredReason::StoreError
-                    })
-                }
-                _ => Err(NotStoredReason::TooLarge),
-            };
-            (stored, initial_age)
+            (rewrite(flow, &meta, &kept, rec), initial_age)
         }
         Storability::DoNotStore(reason) => (Err(reason), 0),
     };
     if stored.is_err() {
         // The old record's freshness is no longer what the origin says.
-        forget(flow.store, &flow.keyed.kv_key);
+        forget(flow);
     } else {
         let before: HeaderList = rec.headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
         write_tag_markers(flow, &kept, &before);
     }
     let view: Vec<(&str, &[u8])> = kept.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
-    let answer = StoredAnswer { status: rec.meta.status, headers: &view, age, body: &usable.body };
+    let answer = StoredAnswer { status: rec.meta.status, headers: &view, age, body: usable.stored_body() };
     let ok = stored.is_ok();
     lookup::answer_stored(flow, client, &answer, Outcome::Revalidated { fwd, stored }).await;
     ok
+}
+
+/// Rewrites a revalidated record with its merged headers and new freshness,
+/// the stored body kept: a segmented record's head only, its segments reused.
+fn rewrite<B, S: Store, O>(flow: &Flow<'_, B, S, O>, meta: &RecordMeta, headers: &HeaderList, rec: &Record<'_>) -> Result<(), NotStoredReason> {
+    let (max_value, max_entry) = (flow.config.max_value_bytes, flow.config.max_entry_bytes);
+    let max = if rec.segments.is_some() { max_value } else { max_entry };
+    let mut builder = RecordBuilder::new(meta, headers, rec.body.len(), max).ok_or(NotStoredReason::TooLarge)?;
+    if !builder.push_body(rec.body) {
+        return Err(NotStoredReason::TooLarge);
+    }
+    let written = match &rec.segments {
+        Some(manifest) => {
+            let (head, _) = builder.finish_with(&rec.id_slots, Some(manifest));
+            if head.len() > max_value {
+                return Err(NotStoredReason::TooLarge);
+            }
+            segments::rewrite_head(flow, &head, manifest.generation)
+        }
+        None => {
+            let sealed = builder.seal_within(&rec.id_slots, max_value, (flow.new_generation)()).ok_or(NotStoredReason::TooLarge)?;
+            segments::write(flow, &sealed)
+        }
+    };
+    written.map_err(|e| {
+        log_store_error("set", &e);
+        NotStoredReason::StoreError
+    })
 }
 
 /// A persisted query sent as a hash alone may be stored only once its document
@@ -264,15 +281,18 @@ impl<B, S: Store, O> Entry<'_, B, S, O> {
     /// under the key is not read again.
     fn abandon(&self) {
         if self.prior.forgotten_on(self.meta.status) {
-            forget(self.flow.store, &self.flow.keyed.kv_key);
+            forget(self.flow);
         }
     }
 }
 
-/// Reads a storable response into a record (up to `max_entry_bytes`), checks it
-/// as the body format requires, answers from the same buffer (`detail=storing`),
-/// then writes it to the store. A body that outgrows the record is streamed on,
-/// not stored. Returns whether it was stored.
+/// Reads a storable response into a record (up to `max_entry_bytes`) and
+/// answers the client (`detail=storing`) before writing it to the store. An
+/// answer that ends within [`forward::READ_AHEAD`] is checked as the body
+/// format requires, then sent whole from the buffer; a longer one is teed: sent
+/// on as it arrives and captured, then checked and written once it is complete.
+/// A body that outgrows the record is streamed on, not stored. Returns whether
+/// it was stored.
 async fn capture_and_store<B: BodySource, S: Store, O: Origin>(
     entry: Entry<'_, B, S, O>,
     mut response: OriginResponse<O::Body>,
@@ -280,17 +300,22 @@ async fn capture_and_store<B: BodySource, S: Store, O: Origin>(
 ) -> bool {
     let config = entry.flow.config;
     let too_large = Outcome::Forwarded { fwd: entry.fwd, stored: Err(NotStoredReason::TooLarge) };
-    let declared = content_length(&response.headers).unwrap_or(0) as usize;
+    let declared = content_length(&response.headers);
     let stored_headers = headers::for_client(&response.headers, &["content-length", "age"]);
-    let mut builder = match RecordBuilder::new(&entry.meta, &stored_headers, declared, config.max_entry_bytes) {
-        Some(b) if declared <= config.max_entry_bytes => b,
+    let hint = declared.unwrap_or(0).min(config.max_entry_bytes as u64) as usize;
+    let mut builder = match RecordBuilder::new(&entry.meta, &stored_headers, hint, config.max_entry_bytes) {
+        Some(b) if declared.is_none_or(|n| n <= config.max_entry_bytes as u64) => b,
         _ => {
             entry.abandon();
             relay(config, response, client, too_large, &[]).await;
             return false;
         }
     };
-    loop {
+    // An answer known to be larger than the read-ahead is teed at once: its
+    // head goes out as soon as the origin's arrives.
+    let mut ended = false;
+    let read_ahead = if declared.is_some_and(|n| n > forward::READ_AHEAD as u64) { 0 } else { forward::READ_AHEAD };
+    while builder.body().len() < read_ahead {
         match response.body.next_chunk().await {
             Ok(Some(chunk)) => {
                 if !builder.push_body(&chunk) {
@@ -300,7 +325,10 @@ async fn capture_and_store<B: BodySource, S: Store, O: Origin>(
                     return false;
                 }
             }
-            Ok(None) => break,
+            Ok(None) => {
+                ended = true;
+                break;
+            }
             Err(e) => {
                 // Nothing was sent yet: a stale record may still stand in.
                 if let Prior::Stale { usable, serve_on_error: true, .. } = entry.prior {
@@ -319,6 +347,19 @@ async fn capture_and_store<B: BodySource, S: Store, O: Origin>(
     if entry.meta.initial_age > 0 {
         head.push(("age".into(), entry.meta.initial_age.to_string().into_bytes()));
     }
+    if !ended {
+        if let Some(n) = declared {
+            push_length(&mut head, entry.meta.status, n as usize);
+        }
+        push_status(&mut head, Outcome::Storing { fwd: entry.fwd });
+        return match tee(&mut response.body, client, entry.meta.status, head, &mut builder).await {
+            Teed::Captured => check_and_store(&entry, builder, &stored_headers),
+            Teed::Overflowed | Teed::Failed => {
+                entry.abandon();
+                false
+            }
+        };
+    }
     let keyed = entry.flow.keyed;
     let id_slots = match protocol::check_answer(&config.protocol, &keyed.check, builder.body()) {
         Ok(slots) => slots,
@@ -329,15 +370,99 @@ async fn capture_and_store<B: BodySource, S: Store, O: Origin>(
             return false;
         }
     };
-    let (bytes, body) = builder.finish(&id_slots);
     // The client first: its answer is complete, and a store write (milliseconds
     // on a hosted KV) need not stand between it and the client. Spin keeps the
     // instance running until the handler returns, so the write still happens.
-    answer(client, entry.meta.status, head, &bytes[body], Outcome::Storing { fwd: entry.fwd }).await;
-    match entry.flow.store.set(&keyed.kv_key, &bytes) {
+    answer(client, entry.meta.status, head, builder.body(), Outcome::Storing { fwd: entry.fwd }).await;
+    store_entry(&entry, builder, &id_slots, &stored_headers)
+}
+
+/// A teed answer goes to the client in writes of at least this much (or what
+/// is left at its end).
+const TEE_BATCH: usize = 256 * 1024;
+
+/// How a teed answer ended.
+enum Teed {
+    /// Sent and captured whole.
+    Captured,
+    /// Sent whole, but larger than `max_entry_bytes`: not captured.
+    Overflowed,
+    /// The origin's body or the client failed: the response was aborted.
+    Failed,
+}
+
+/// Sends `head` and what `builder` holds, then the rest of `body` as it
+/// arrives, capturing it into `builder` as long as it fits. What is captured
+/// goes to the client from the builder in writes of at least [`TEE_BATCH`]
+/// bytes (or at the end): one per origin chunk would cost a host round trip
+/// each.
+async fn tee(body: &mut impl BodySource, client: impl Client, status: u16, head: HeaderList, builder: &mut RecordBuilder) -> Teed {
+    let result = async {
+        let mut sink = client.respond(status, head)?;
+        let mut sent = 0;
+        let mut capturing = true;
+        while let Some(chunk) = body.next_chunk().await? {
+            if capturing && !builder.push_body(&chunk) {
+                eprintln!("post-cache: a teed answer outgrew max_entry_bytes; sent on, not stored");
+                capturing = false;
+                sink.write(&builder.body()[sent..]).await?;
+            }
+            if !capturing {
+                sink.write(&chunk).await?;
+            } else if builder.body().len() - sent >= TEE_BATCH {
+                sink.write(&builder.body()[sent..]).await?;
+                sent = builder.body().len();
+            }
+        }
+        if capturing && sent < builder.body().len() {
+            sink.write(&builder.body()[sent..]).await?;
+        }
+        sink.finish()?;
+        Ok::<_, crate::body::BodyError>(capturing)
+    }
+    .await;
+    match result {
+        Ok(true) => Teed::Captured,
+        Ok(false) => Teed::Overflowed,
+        Err(e) => {
+            eprintln!("post-cache: a teed answer failed mid-body ({e}); response aborted, not stored");
+            Teed::Failed
+        }
+    }
+}
+
+/// Checks a captured answer as the body format requires (the client has it
+/// already), then stores it.
+fn check_and_store<B, S: Store, O>(entry: &Entry<'_, B, S, O>, builder: RecordBuilder, stored_headers: &[(String, Vec<u8>)]) -> bool {
+    match protocol::check_answer(&entry.flow.config.protocol, &entry.flow.keyed.check, builder.body()) {
+        Ok(id_slots) => store_entry(entry, builder, &id_slots, stored_headers),
+        Err(refusal) => {
+            eprintln!("post-cache: a teed answer was not stored: {refusal:?}");
+            entry.abandon();
+            false
+        }
+    }
+}
+
+/// Seals a captured answer for the store's value size and writes it (segments
+/// first, head last), then what indexes it. Only logged on failure: the client
+/// has its answer.
+fn store_entry<B, S: Store, O>(
+    entry: &Entry<'_, B, S, O>,
+    builder: RecordBuilder,
+    id_slots: &[IdSlot],
+    stored_headers: &[(String, Vec<u8>)],
+) -> bool {
+    let flow = entry.flow;
+    let Some(sealed) = builder.seal_within(id_slots, flow.config.max_value_bytes, (flow.new_generation)()) else {
+        eprintln!("post-cache: the answer's head does not fit one value of max_value_bytes; not stored");
+        entry.abandon();
+        return false;
+    };
+    match segments::write(flow, &sealed) {
         Ok(()) => {
-            mark_persisted_query(entry.flow.store, &keyed.check);
-            write_tag_markers(entry.flow, &stored_headers, &[]);
+            mark_persisted_query(flow.store, &flow.keyed.check);
+            write_tag_markers(flow, stored_headers, &[]);
             true
         }
         Err(e) => {

@@ -2,7 +2,8 @@
 //! traits, one file per path: [`keying`] reads the body and derives the key,
 //! [`lookup`] examines and replays a stored record, [`miss`] fetches, revalidates
 //! and stores, [`stale`] refreshes after a stale answer, [`collapse`] lets one
-//! miss of many fetch, [`forward`] goes around the cache. Decisions come from the
+//! miss of many fetch, [`segments`] stores and replays entries larger than one
+//! value, [`forward`] goes around the cache. Decisions come from the
 //! pure `cache` and `protocol` modules; these files only sequence I/O, and a
 //! store failure only ever costs the cache, never the request.
 
@@ -13,6 +14,7 @@ mod invalidate;
 mod keying;
 mod lookup;
 mod miss;
+mod segments;
 pub(crate) mod stale;
 
 use crate::body::{BodyError, BodySource, Client};
@@ -22,11 +24,14 @@ use crate::cache::headers::{self, HeaderList};
 use crate::cache::invalidation;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_request, BypassReason, RequestDecision};
+use crate::cache::record;
+use crate::cache::segment::SegmentSet;
 use crate::config::Config;
 use crate::origin::Origin;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
 use keying::Keyed;
+use std::cell::RefCell;
 use lookup::Found;
 use miss::Prior;
 
@@ -50,6 +55,13 @@ pub struct Flow<'a, B, S, O> {
     pub keyed: &'a Keyed,
     pub store: &'a S,
     pub origin: &'a O,
+    /// The segments of the head the key held at lookup, if it was segmented:
+    /// retired when that head is replaced or deleted.
+    pub previous: Option<SegmentSet>,
+    /// Segment sets to delete once the response is out and the grace has passed.
+    pub retired: RefCell<Vec<SegmentSet>>,
+    /// Draws a random generation id for a segmented write.
+    pub new_generation: &'a dyn Fn() -> u64,
 }
 
 /// Handles one request end to end. `now` is Unix seconds.
@@ -121,24 +133,55 @@ pub async fn handle<B, S, O, C, R>(
         Ok(store) => store,
         Err(e) => return around_failed_store(config, &request, &keyed.body, origin, client, "open", e).await,
     };
-    let flow = Flow { config, now, request: &request, request_cc: &request_cc, keyed: &keyed, store: &store, origin };
-    if refresh {
-        miss::fetch_and_store(&flow, Fwd::Request, Prior::Nothing { replaceable: false }, client).await;
-        return;
-    }
+    // A refresh replaces the entry whatever it holds, but reads it too: the
+    // segments of a head it replaces must be deleted with it.
     let stored = match store.get(&keyed.kv_key) {
         Ok(stored) => stored,
+        Err(_) if refresh => None,
         Err(e) => return around_failed_store(config, &request, &keyed.body, origin, client, "get", e).await,
     };
-    match lookup::examine(stored.as_deref(), &keyed, &request.headers) {
-        Found::Record(usable) => match decide_stored(&usable.record.meta, &request_cc, now) {
-            StoredUse::Fresh { ttl } => lookup::replay(&flow, client, &usable, Outcome::Hit { ttl }).await,
+    let new_generation = || runtime.token();
+    let flow = Flow {
+        config,
+        now,
+        request: &request,
+        request_cc: &request_cc,
+        keyed: &keyed,
+        store: &store,
+        origin,
+        previous: stored.as_deref().and_then(record::segment_set),
+        retired: RefCell::new(Vec::new()),
+        new_generation: &new_generation,
+    };
+    if refresh {
+        miss::fetch_and_store(&flow, Fwd::Request, Prior::Nothing { replaceable: false }, client).await;
+    } else {
+        serve_keyed(&flow, stored.as_deref(), only_if_cached, runtime, client).await;
+    }
+    // After the response: the segments of a replaced entry, once no replay
+    // that started before can still need them.
+    segments::sweep(&flow, runtime).await;
+}
+
+/// A keyed request's lookup and what follows from it: replay, stale answer and
+/// refresh, or a (collapsed) fetch.
+async fn serve_keyed<B: BodySource, S: Store, O: Origin, R: Runtime, C: Client>(
+    flow: &Flow<'_, B, S, O>,
+    stored: Option<&[u8]>,
+    only_if_cached: bool,
+    runtime: &R,
+    client: stale::Respond<C>,
+) {
+    let (now, keyed, request_cc) = (flow.now, flow.keyed, flow.request_cc);
+    match lookup::examine(stored, keyed, &flow.request.headers).filter_ready(flow) {
+        Found::Record(usable) => match decide_stored(&usable.record.meta, request_cc, now) {
+            StoredUse::Fresh { ttl } => lookup::replay(flow, client, &usable, Outcome::Hit { ttl }).await,
             StoredUse::StaleWhileRevalidate { stale_for } => {
-                lookup::replay(&flow, client, &usable, Outcome::StaleHit { ttl: -(stale_for as i64) }).await;
+                lookup::replay(flow, client, &usable, Outcome::StaleHit { ttl: -(stale_for as i64) }).await;
                 // The client has its answer; this instance lives until the
                 // handler returns, so the refresh happens now, once per key.
                 if !usable.record.mark.is_some_and(|m| m.live(now)) {
-                    stale::refresh::<_, _, _, _, C>(&flow, stored.as_deref().unwrap_or_default(), &usable, runtime).await;
+                    stale::refresh::<_, _, _, _, C>(flow, stored.unwrap_or_default(), &usable, runtime).await;
                 }
             }
             StoredUse::Refetch { stale_for, serve_on_error } => {
@@ -149,11 +192,11 @@ pub async fn handle<B, S, O, C, R>(
                 let prior = Prior::Stale { usable: &usable, serve_on_error, background: false };
                 if fwd == Fwd::Request {
                     // Fresh for everyone else: nobody to collapse with.
-                    miss::fetch_and_store(&flow, fwd, prior, client).await;
+                    miss::fetch_and_store(flow, fwd, prior, client).await;
                     return;
                 }
-                let held = collapse::Held::Record(stored.as_deref().unwrap_or_default(), usable.record.mark);
-                collapse::fetch_collapsed(&flow, fwd, prior, held, runtime, client).await
+                let held = collapse::Held::Record(stored.unwrap_or_default(), usable.record.mark);
+                collapse::fetch_collapsed(flow, fwd, prior, held, runtime, client).await
             }
         },
         Found::Nothing { fwd, held } => {
@@ -161,7 +204,7 @@ pub async fn handle<B, S, O, C, R>(
                 return only_if_cached_miss(client).await;
             }
             let prior = Prior::Nothing { replaceable: !matches!(held, collapse::Held::Empty) };
-            collapse::fetch_collapsed(&flow, fwd, prior, held, runtime, client).await
+            collapse::fetch_collapsed(flow, fwd, prior, held, runtime, client).await
         }
     }
 }
@@ -211,10 +254,12 @@ fn push_status(head: &mut HeaderList, outcome: Outcome) {
     head.push(("cache-status".into(), outcome.header_value().into_bytes()));
 }
 
-/// Deletes a record the fresh answer could not replace, so it is not read again.
-fn forget(store: &impl Store, key: &str) {
-    if let Err(e) = store.delete(key) {
-        log_store_error("delete", &e);
+/// Deletes a record the fresh answer could not replace, so it is not read
+/// again (and retires its segments, if it had any).
+fn forget<B, S: Store, O>(flow: &Flow<'_, B, S, O>) {
+    match flow.store.delete(&flow.keyed.kv_key) {
+        Ok(()) => segments::retire_previous(flow, None),
+        Err(e) => log_store_error("delete", &e),
     }
 }
 

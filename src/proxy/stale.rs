@@ -84,6 +84,10 @@ impl<C: Client> Client for Respond<C> {
         }
     }
 
+    fn discards_body(&self) -> bool {
+        matches!(self, Respond::Nowhere)
+    }
+
     async fn respond_complete(self, status: u16, head: HeaderList, body: &[u8]) -> Result<(), BodyError> {
         match self {
             Respond::To(client) => client.respond_complete(status, head, body).await,

@@ -418,3 +418,5 @@ fn a_persisted_query_alone_is_stored_only_after_its_document_was_seen_as_a_query
 mod stale;
 #[path = "tests/admin.rs"]
 mod admin;
+#[path = "tests/segments.rs"]
+mod segments;

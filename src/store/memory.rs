@@ -10,6 +10,8 @@ pub struct MemoryStore {
     pub failing: Cell<bool>,
     pub gets: Cell<usize>,
     pub sets: Cell<usize>,
+    /// When set, sets fail once this many have been made (other calls work).
+    pub sets_before_failing: Cell<Option<usize>>,
 }
 
 impl MemoryStore {
@@ -30,8 +32,12 @@ impl Store for &MemoryStore {
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.sets.set(self.sets.get() + 1);
+        let earlier = self.sets.get();
+        self.sets.set(earlier + 1);
         self.check()?;
+        if self.sets_before_failing.get().is_some_and(|n| earlier >= n) {
+            return Err(StoreError("memory store set to fail its sets".into()));
+        }
         self.entries.borrow_mut().insert(key.to_string(), value.to_vec());
         Ok(())
     }

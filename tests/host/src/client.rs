@@ -76,6 +76,20 @@ impl Client {
         body: &[u8],
         framing: Framing,
     ) -> std::io::Result<Reply> {
+        self.send_timed(method, path, headers, body, framing).await.map(|(reply, _)| reply)
+    }
+
+    /// [`send`](Self::send), and how long the response's head took to arrive
+    /// (time to first byte).
+    pub async fn send_timed(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        framing: Framing,
+    ) -> std::io::Result<(Reply, std::time::Duration)> {
+        let started = std::time::Instant::now();
         let mut builder = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -100,6 +114,7 @@ impl Client {
             .send_request(request)
             .await
             .map_err(std::io::Error::other)?;
+        let to_head = started.elapsed();
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -107,7 +122,7 @@ impl Client {
             .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
             .collect();
         let body = response.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
-        Ok(Reply { status, headers, body })
+        Ok((Reply { status, headers, body }, to_head))
     }
 
     pub async fn post(&mut self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {

@@ -60,6 +60,10 @@ impl KvData {
         stores.get_mut(label).expect("label defined").insert(key.to_string(), value);
     }
 
+    pub fn remove(&self, label: &str, key: &str) -> Option<Vec<u8>> {
+        self.stores.lock().unwrap().get_mut(label)?.remove(key)
+    }
+
     /// Flips one bit in the middle of every value in `label`; returns how many.
     pub fn corrupt_all(&self, label: &str) -> usize {
         let mut stores = self.stores.lock().unwrap();

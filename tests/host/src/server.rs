@@ -257,6 +257,10 @@ pub fn engine() -> Result<Engine> {
         .max_memory_size(1 << 30);
     let mut config = wasmtime::Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // For `perf record`: WASMTIME_PERFMAP=1 names the compiled guest functions.
+    if std::env::var_os("WASMTIME_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config)
 }
 

@@ -1,7 +1,8 @@
 //! Benchmarks: what a post-cache hit, miss and pass-through cost beside two
 //! floors and the origin itself, measured in one run on this machine.
 //! `cargo run -p spin-test-host --bin bench` (add `-- --quick` for a short run,
-//! `-- --protocols` or `-- --stale` for that section alone).
+//! `-- --protocols`, `-- --stale`, `-- --purge`, `-- --sockets` or `-- --large`
+//! for that section alone).
 
 use sha2::{Digest, Sha256};
 use spin_test_host::client::{Client, Framing};
@@ -226,6 +227,7 @@ async fn socket_modes(
     engine: &wasmtime::Engine,
     post_cache: &wasmtime::component::Component,
     trivial: &wasmtime::component::Component,
+    forward: &wasmtime::component::Component,
     origin: &TestOrigin,
     scale: f64,
     limit: Duration,
@@ -251,21 +253,32 @@ async fn socket_modes(
         };
         let pc = start(engine, post_cache, config(true)).await?;
         let floor = start(engine, trivial, config(false)).await?;
+        let forwarding = start(engine, forward, config(true)).await?;
         let mut c = Client::new(pc.addr);
         c.send("POST", &q, &[], &body, Framing::Sized).await?;
-        let mut rounds: [Vec<Figures>; 5] = Default::default();
+        let mut rounds: [Vec<Figures>; 7] = Default::default();
         for _ in 0..ROUNDS {
             rounds[0].push(load_run(floor.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
+            rounds[5].push(load_run(forwarding.addr, "GET", q.clone(), Arc::new(Vec::new()), false, count, limit, None).await);
+            rounds[6].push(load_run(forwarding.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
             rounds[1].push(load_run(pc.addr, "GET", q.clone(), Arc::new(Vec::new()), false, count, limit, None).await);
             rounds[2].push(load_run_with(pc.addr, "POST", q.clone(), &[("cache-control", "no-store")], body.clone(), false, count, limit, None).await);
             rounds[3].push(load_run(pc.addr, "POST", q.clone(), body.clone(), true, count, limit, None).await);
             rounds[4].push(load_run(pc.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
         }
-        let names = ["floor: fixed 4 KiB answer", "GET pass-through", "POST pass-through (no-store)", "POST miss, stored", "POST hit"];
+        let names = [
+            "floor: fixed 4 KiB answer",
+            "GET pass-through",
+            "POST pass-through (no-store)",
+            "POST miss, stored",
+            "POST hit",
+            "floor: GET forwarded to the origin",
+            "floor: POST forwarded to the origin",
+        ];
         for (name, f) in names.iter().zip(rounds.map(median)) {
             println!("| {mode} | {name} | {:.0} | {:.2} | {:.2} | {:.2} % |", f.rps, f.p50_ms, f.p99_ms, f.over_30ms * 100.0);
         }
-        wrk_rows.extend(wrk_paths(mode, pc.addr, floor.addr, limit));
+        wrk_rows.extend(wrk_paths(mode, pc.addr, floor.addr, forwarding.addr, limit));
     }
     if !wrk_rows.is_empty() {
         println!();
@@ -281,7 +294,7 @@ async fn socket_modes(
 }
 
 /// Runs wrk, when it is installed, over the socket section's paths; a row each.
-fn wrk_paths(mode: &str, pc: SocketAddr, floor: SocketAddr, limit: Duration) -> Vec<String> {
+fn wrk_paths(mode: &str, pc: SocketAddr, floor: SocketAddr, forwarding: SocketAddr, limit: Duration) -> Vec<String> {
     if std::process::Command::new("wrk").arg("--version").output().is_err() {
         return Vec::new();
     }
@@ -298,8 +311,10 @@ fn wrk_paths(mode: &str, pc: SocketAddr, floor: SocketAddr, limit: Duration) -> 
         "miss",
         "local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(\"POST\", nil, nil, tostring(os.time()) .. \":\" .. tostring(math.random()) .. \":\" .. n .. string.rep(\"m\", 990))\nend\n",
     );
-    let runs: [(&str, SocketAddr, Option<&std::path::Path>); 5] = [
+    let runs: [(&str, SocketAddr, Option<&std::path::Path>); 7] = [
         ("floor: fixed 4 KiB answer", floor, Some(hit.as_path())),
+        ("floor: GET forwarded to the origin", forwarding, None),
+        ("floor: POST forwarded to the origin", forwarding, Some(hit.as_path())),
         ("GET pass-through", pc, None),
         ("POST pass-through (no-store)", pc, Some(no_store.as_path())),
         ("POST miss, stored", pc, Some(miss.as_path())),
@@ -386,6 +401,90 @@ async fn invalidation_cost(
 
 /// Stale hits against fresh hits of the same entry, and what collapsing does to
 /// a burst of identical cold misses.
+/// Entries over hosted Spin's 1 MB value (issue 10), under the host's 1 MB
+/// cap: a 4 MiB hit against the origin answering directly, and its peak guest
+/// memory; then time to first byte of a 256 KiB miss (teed to the client as it
+/// arrives) against the origin's (issue 11).
+async fn large_entries(engine: &wasmtime::Engine, post_cache: &wasmtime::component::Component, origin: &TestOrigin, scale: f64) -> wasmtime::Result<()> {
+    let max_value = 1_000_000;
+    let config = |cap: Option<usize>, max_value_bytes: usize| {
+        let mut c = HostConfig { kv_max_value_bytes: cap, ..HostConfig::default() };
+        c.variables.insert("origin".into(), origin.base_url());
+        c.variables.insert("default_ttl".into(), "86400".into());
+        c.variables.insert("max_value_bytes".into(), max_value_bytes.to_string());
+        c.allowed_outbound_hosts.push(origin.base_url());
+        c
+    };
+    let host = start(engine, post_cache, config(Some(max_value), max_value)).await?;
+    // The same answer in one value, on a store without a cap: what segmenting costs.
+    let whole = start(engine, post_cache, config(None, 16 * MIB)).await?;
+    let body = Arc::new(b"{\"query\":\"{ blocks }\"}".to_vec());
+    let path = format!("/large?size={}&static=1", 4 * MIB);
+    for h in [&host, &whole] {
+        let warm = Client::new(h.addr).send("POST", &path, &[], &body, Framing::Sized).await?;
+        assert_eq!(warm.body.len(), 4 * MIB);
+        h.wait_idle(Duration::from_secs(10)).await;
+    }
+    let count = (200.0 * scale).max(20.0) as usize;
+    let limit = Duration::from_secs(10);
+    let mut rounds: [Vec<Figures>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        rounds[0].push(load_run(host.addr, "POST", path.clone(), body.clone(), false, count, limit, Some(&host)).await);
+        rounds[1].push(load_run(whole.addr, "POST", path.clone(), body.clone(), false, count, limit, Some(&whole)).await);
+        rounds[2].push(load_run(origin.addr, "POST", path.clone(), body.clone(), false, count, limit, None).await);
+    }
+    let mut c = Client::new(host.addr);
+    let check = c.send("POST", &path, &[], &body, Framing::Sized).await?;
+    assert!(check.cache_status().contains("hit"), "{}", check.cache_status());
+    assert_eq!(host.kv.keys("default").len(), 5, "a head and 4 segments");
+    let [hit, one_value, direct] = rounds.map(median);
+    println!();
+    println!("large entries: 4 MiB answer, stored as a head and 4 segments under a 1,000,000-byte value cap, {CONCURRENCY} connections");
+    println!("| path | req/s | p50 ms | p99 ms | MB/s | peak guest MiB |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, f) in [("post-cache hit (segmented)", hit), ("post-cache hit (one value, no cap)", one_value), ("origin directly", direct)] {
+        let mbps = f.rps * (4 * MIB) as f64 / 1e6;
+        println!("| {name} | {:.0} | {:.2} | {:.2} | {mbps:.0} | {} |", f.rps, f.p50_ms, f.p99_ms, mib(f.peak_mem));
+    }
+    let budget = 3 * max_value + MIB;
+    println!(
+        "hit/origin req/s {:.2}, segmented/one value {:.2}; peak guest memory of a 4 MiB hit {} MiB, target <= 3 x max_value_bytes + 1 MiB = {} MiB: {}",
+        hit.rps / direct.rps,
+        hit.rps / one_value.rps,
+        mib(hit.peak_mem),
+        mib(budget),
+        if hit.peak_mem <= budget { "met" } else { "NOT MET" }
+    );
+
+    // Time to first byte of a miss: 256 KiB answers, one connection, in turn.
+    let samples = (100.0 * scale).max(20.0) as usize;
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut c = Client::new(host.addr);
+    let mut o = Client::new(origin.addr);
+    for i in 0..samples {
+        let path = format!("/ttfb?size={}&static=1", 256 * KIB);
+        let unique = format!("{{\"n\":{}}}", UNIQUE.fetch_add(1, Ordering::SeqCst) + i as u64);
+        let (miss, to_head) = c.send_timed("POST", &path, &[], unique.as_bytes(), Framing::Sized).await?;
+        assert!(miss.cache_status().contains("fwd=uri-miss"), "{}", miss.cache_status());
+        ours.push(to_head);
+        let (_, origin_head) = o.send_timed("POST", &path, &[], unique.as_bytes(), Framing::Sized).await?;
+        theirs.push(origin_head);
+        host.wait_idle(Duration::from_secs(10)).await;
+    }
+    ours.sort();
+    theirs.sort();
+    let p50 = |v: &[Duration]| v[v.len() / 2].as_secs_f64() * 1e3;
+    println!(
+        "256 KiB miss, time to first byte p50: post-cache {:.2} ms, origin directly {:.2} ms, difference {:+.2} ms (target <= +1 ms: {})",
+        p50(&ours),
+        p50(&theirs),
+        p50(&ours) - p50(&theirs),
+        if p50(&ours) - p50(&theirs) <= 1.0 { "met" } else { "NOT MET" }
+    );
+    Ok(())
+}
+
 async fn stale_and_collapse(
     engine: &wasmtime::Engine,
     post_cache: &wasmtime::component::Component,
@@ -485,6 +584,7 @@ async fn main() -> wasmtime::Result<()> {
     let post_cache_path = build::component("post-cache")?;
     let post_cache = load(&engine, &post_cache_path)?;
     let trivial = load(&engine, &build::component("bench-trivial")?)?;
+    let forward = load(&engine, &build::component("bench-forward")?)?;
     let hash_get = load(&engine, &build::component("bench-hash-get")?)?;
     let origin = TestOrigin::start().await?;
     if std::env::args().any(|a| a == "--protocols") {
@@ -510,8 +610,11 @@ async fn main() -> wasmtime::Result<()> {
         tokio::time::sleep(Duration::from_secs(seconds.parse()?)).await;
         return Ok(());
     }
+    if std::env::args().any(|a| a == "--large") {
+        return large_entries(&engine, &post_cache, &origin, scale).await;
+    }
     if std::env::args().any(|a| a == "--sockets") {
-        return socket_modes(&engine, &post_cache, &trivial, &origin, scale, limit).await;
+        return socket_modes(&engine, &post_cache, &trivial, &forward, &origin, scale, limit).await;
     }
 
     let pc_config = || {
@@ -627,7 +730,8 @@ async fn main() -> wasmtime::Result<()> {
     protocol_hits(&engine, &post_cache, &origin, scale, limit).await?;
     stale_and_collapse(&engine, &post_cache, &origin, scale, limit).await?;
     invalidation_cost(&engine, &post_cache, &origin).await?;
-    socket_modes(&engine, &post_cache, &trivial, &origin, scale, limit).await?;
+    socket_modes(&engine, &post_cache, &trivial, &forward, &origin, scale, limit).await?;
+    large_entries(&engine, &post_cache, &origin, scale).await?;
 
     println!();
     println!("peak guest memory per request (hit or miss) vs 2 x (body + response) + 1 MiB:");

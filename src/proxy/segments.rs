@@ -1,0 +1,221 @@
+//! Entries larger than one stored value (`cache::segment`) on the request path:
+//! written segments first and head last, so a reader never finds a head whose
+//! segments are not all there; replayed segment by segment, each checked
+//! against its digest before a byte of it is sent; and the segments of a
+//! replaced or broken head deleted, so none are left behind for long.
+
+use super::keying::Keyed;
+use super::lookup::Usable;
+use super::{log_store_error, push_length, push_status, report, Flow};
+use crate::body::{BodyError, BodySink, Client};
+use crate::cache::headers::HeaderList;
+use crate::cache::key::segment_key;
+use crate::cache::outcome::Outcome;
+use crate::cache::record::Sealed;
+use crate::cache::segment::SegmentSet;
+use crate::protocol::jsonrpc::IdSplicer;
+use crate::protocol::AnswerCheck;
+use crate::runtime::Runtime;
+use crate::store::{Store, StoreError};
+
+/// How long the segments of a replaced entry outlive its head: a replay that
+/// read the old head before it was replaced has this long to read the rest.
+/// A slower one is cut short (its client sees an incomplete body, never a
+/// mixed one).
+pub const GRACE_MS: u64 = 2_000;
+
+/// Writes a sealed record under the request's key: a whole record in one
+/// write; a split one segment by segment, then its head. When a write fails,
+/// the segments already written are deleted and no head is written. Once the
+/// new head is in place, the segments of the head it replaced are retired.
+pub fn write<B, S: Store, O>(flow: &Flow<'_, B, S, O>, sealed: &Sealed) -> Result<(), StoreError> {
+    let key = &flow.keyed.kv_key;
+    let generation = match sealed {
+        Sealed::Whole(bytes) => {
+            flow.store.set(key, bytes)?;
+            None
+        }
+        Sealed::Split { head, body, segments, manifest } => {
+            let generation = manifest.generation;
+            for (i, range) in segments.iter().enumerate() {
+                if let Err(e) = flow.store.set(&segment_key(key, generation, i as u32), &body[range.clone()]) {
+                    delete_set(flow.store, key, SegmentSet { generation, count: i as u32 });
+                    return Err(e);
+                }
+            }
+            if let Err(e) = flow.store.set(key, head) {
+                delete_set(flow.store, key, manifest.set());
+                return Err(e);
+            }
+            Some(generation)
+        }
+    };
+    retire_previous(flow, generation);
+    Ok(())
+}
+
+/// Rewrites a segmented record's head (a revalidation), keeping its segments.
+pub fn rewrite_head<B, S: Store, O>(flow: &Flow<'_, B, S, O>, head: &[u8], generation: u64) -> Result<(), StoreError> {
+    flow.store.set(&flow.keyed.kv_key, head)?;
+    retire_previous(flow, Some(generation));
+    Ok(())
+}
+
+/// The head read at lookup is gone or replaced (not by a head of the same
+/// generation): its segments are deleted after the grace period.
+pub fn retire_previous<B, S, O>(flow: &Flow<'_, B, S, O>, kept: Option<u64>) {
+    if let Some(previous) = flow.previous.filter(|p| Some(p.generation) != kept) {
+        flow.retired.borrow_mut().push(previous);
+    }
+}
+
+/// After the response: waits out the grace period once, then deletes the
+/// retired segments (best effort; a purge by URL or of everything deletes any
+/// a failure leaves).
+pub async fn sweep<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, runtime: &R) {
+    let retired = std::mem::take(&mut *flow.retired.borrow_mut());
+    if retired.is_empty() {
+        return;
+    }
+    runtime.sleep_ms(GRACE_MS).await;
+    for set in retired {
+        delete_set(flow.store, &flow.keyed.kv_key, set);
+    }
+}
+
+/// Deletes segments `0..count` of one generation; stops at the first failure.
+pub fn delete_set(store: &impl Store, key: &str, set: SegmentSet) {
+    for i in 0..set.count {
+        if let Err(e) = store.delete(&segment_key(key, set.generation, i)) {
+            return log_store_error("delete", &e);
+        }
+    }
+}
+
+/// Deletes a head whose segments are missing or corrupt, and those segments.
+fn delete_broken<B, S: Store, O>(flow: &Flow<'_, B, S, O>, set: SegmentSet) {
+    if let Err(e) = flow.store.delete(&flow.keyed.kv_key) {
+        log_store_error("delete", &e);
+    }
+    delete_set(flow.store, &flow.keyed.kv_key, set);
+}
+
+/// Why a segment could not be used.
+enum Unreadable {
+    /// Missing or not what the manifest says: the entry is broken.
+    Broken(&'static str),
+    /// The store failed: the entry may be fine.
+    Store(StoreError),
+}
+
+fn read_segment<S: Store>(store: &S, key: &str, usable: &Usable<'_>, index: usize) -> Result<Vec<u8>, Unreadable> {
+    let rec = &usable.record;
+    let manifest = rec.segments.as_ref().expect("only segmented records are read so");
+    match store.get(&segment_key(key, manifest.generation, index as u32)) {
+        Ok(Some(bytes)) if manifest.verify(rec.body.len(), index, &bytes) => Ok(bytes),
+        Ok(Some(_)) => Err(Unreadable::Broken("does not match its digest")),
+        Ok(None) => Err(Unreadable::Broken("is missing")),
+        Err(e) => Err(Unreadable::Store(e)),
+    }
+}
+
+/// Makes a record ready to replay before any of it is sent: for a segmented
+/// body, reads and checks its first segment. `false` when it cannot be used —
+/// the request is then a miss; a broken entry is deleted first.
+pub fn ready<B, S: Store, O>(flow: &Flow<'_, B, S, O>, usable: &Usable<'_>) -> bool {
+    let Some(manifest) = &usable.record.segments else { return true };
+    match read_segment(flow.store, &flow.keyed.kv_key, usable, 0) {
+        Ok(bytes) => {
+            usable.first_segment.set(Some(bytes));
+            true
+        }
+        Err(Unreadable::Broken(why)) => {
+            eprintln!("post-cache: segment 0 of a stored entry {why}; entry deleted, fetching again");
+            delete_broken(flow, manifest.set());
+            false
+        }
+        Err(Unreadable::Store(e)) => {
+            log_store_error("get", &e);
+            false
+        }
+    }
+}
+
+/// The ids a JSON-RPC replay puts in the answer's id slots (none otherwise).
+fn ids(keyed: &Keyed) -> &[Vec<u8>] {
+    match &keyed.check {
+        AnswerCheck::JsonRpc(request) => &request.ids,
+        _ => &[],
+    }
+}
+
+/// Whether a segmented record's id slots fit its body and this request.
+pub fn splices(keyed: &Keyed, usable: &crate::cache::record::Record<'_>) -> bool {
+    IdSplicer::new(&usable.id_slots, ids(keyed), usable.body_len()).is_some()
+}
+
+/// Replays a segmented body after `head`: the head's part, then each segment
+/// as it is read and checked ([`ready`] has read the first). A segment missing
+/// or corrupt now aborts the response — the client sees a body shorter than
+/// its `Content-Length`, never a different one — and deletes the entry.
+pub async fn stream<B, S: Store, O>(
+    flow: &Flow<'_, B, S, O>,
+    client: impl Client,
+    status: u16,
+    mut head: HeaderList,
+    usable: &Usable<'_>,
+    outcome: Outcome,
+) {
+    let rec = &usable.record;
+    let manifest = rec.segments.as_ref().expect("only segmented records are streamed");
+    let Some(mut splicer) = IdSplicer::new(&rec.id_slots, ids(flow.keyed), manifest.total_len) else {
+        return report(Err(BodyError("stored id slots do not fit".into())));
+    };
+    push_length(&mut head, status, splicer.spliced_len() as usize);
+    push_status(&mut head, outcome);
+    if client.discards_body() {
+        // A background refresh's 304: the segments need not be read.
+        return report(client.respond(status, head).and_then(BodySink::finish));
+    }
+    let mut sink = match client.respond(status, head) {
+        Ok(sink) => sink,
+        Err(e) => return report(Err(e)),
+    };
+    let mut out = Vec::new();
+    if let Err(e) = send(&mut sink, &mut splicer, &mut out, rec.body).await {
+        return report(Err(e));
+    }
+    for index in 0..manifest.digests.len() {
+        let segment = match usable.first_segment.take().filter(|_| index == 0) {
+            Some(bytes) => bytes,
+            None => match read_segment(flow.store, &flow.keyed.kv_key, usable, index) {
+                Ok(bytes) => bytes,
+                Err(why) => {
+                    match why {
+                        Unreadable::Broken(why) => {
+                            eprintln!("post-cache: segment {index} of a stored entry {why}; response aborted, entry deleted");
+                            delete_broken(flow, manifest.set());
+                        }
+                        Unreadable::Store(e) => log_store_error("get", &e),
+                    }
+                    return; // the sink is dropped unfinished: the response is aborted
+                }
+            },
+        };
+        if let Err(e) = send(&mut sink, &mut splicer, &mut out, &segment).await {
+            return report(Err(e));
+        }
+    }
+    report(sink.finish());
+}
+
+/// Writes one piece of a stored body, with this request's ids spliced in when
+/// it is a JSON-RPC answer (as is otherwise).
+async fn send(sink: &mut impl BodySink, splicer: &mut IdSplicer<'_>, out: &mut Vec<u8>, piece: &[u8]) -> Result<(), BodyError> {
+    if splicer.is_identity() {
+        return sink.write(piece).await;
+    }
+    out.clear();
+    splicer.feed(piece, out).ok_or_else(|| BodyError("stored id slots do not fit".into()))?;
+    sink.write(out).await
+}
