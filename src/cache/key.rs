@@ -105,6 +105,14 @@ pub fn segment_key(entry_key: &str, generation: u64, index: u32) -> String {
     format!("{entry_key}:{}:{index}", hex(&generation.to_be_bytes()))
 }
 
+/// Whether a key is a segment of a segmented entry's body.
+pub fn is_segment_key(key: &str) -> bool {
+    key.rsplit_once(':').is_some_and(|(rest, index)| {
+        index.parse::<u32>().is_ok()
+            && rest.rsplit_once(':').is_some_and(|(entry, generation)| generation.len() == 16 && is_entry_key(entry))
+    })
+}
+
 /// Whether a key is an entry (a record, or a mark alone under an entry's key)
 /// rather than a segment, a tag marker or a persisted-query marker.
 pub fn is_entry_key(key: &str) -> bool {
@@ -210,6 +218,7 @@ mod tests {
         assert!(!is_entry_key(&persisted_marker_key(&[7; 32])));
         let segment = segment_key(&key, u64::MAX, 9_999);
         assert!(!is_entry_key(&segment) && segment.starts_with(&format!("{key}:")));
+        assert!(is_segment_key(&segment) && !is_segment_key(&key) && !is_segment_key(&marker));
         assert!(segment.len() <= 150 && segment.starts_with(&query_prefix("API.example.com", "/graphql", "op=q")));
         assert!(key.starts_with(&query_prefix("API.example.com", "/graphql", "op=q")));
         assert!(!key.starts_with(&query_prefix("api.example.com", "/graphql", "op=r")));

@@ -230,6 +230,7 @@ async fn stats<S: Store>(store: &S, client: impl Client) {
     let ours: Vec<&String> = keys.iter().filter(|k| k.starts_with(ANY_SCHEME_PREFIX)).collect();
     let entries: Vec<&&String> = ours.iter().filter(|k| is_entry_key(k)).collect();
     let tag_markers = ours.iter().filter(|k| entry_of_tag_marker(k).is_some()).count();
+    let segments = ours.iter().filter(|k| key::is_segment_key(k)).count();
     let (mut bytes, mut read) = (0usize, 0usize);
     for key in entries.iter().take(MAX_STATS_READS) {
         match store.get(key) {
@@ -239,9 +240,9 @@ async fn stats<S: Store>(store: &S, client: impl Client) {
         read += 1;
     }
     let body = format!(
-        r#"{{"entries":{},"tag_markers":{tag_markers},"other_keys":{},"store_keys":{},"entry_bytes":{bytes},"entries_measured":{read},"key_scheme":{},"record_version":{RECORD_VERSION}}}"#,
+        r#"{{"entries":{},"tag_markers":{tag_markers},"segments":{segments},"other_keys":{},"store_keys":{},"entry_bytes":{bytes},"entries_measured":{read},"key_scheme":{},"record_version":{RECORD_VERSION}}}"#,
         entries.len(),
-        ours.len() - entries.len() - tag_markers,
+        ours.len() - entries.len() - tag_markers - segments,
         keys.len(),
         key::KEY_SCHEME,
     );

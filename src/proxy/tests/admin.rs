@@ -160,7 +160,7 @@ fn stats_count_entries_and_markers() {
     let store = filled(&cfg);
     let answer = admin(&cfg, &store, "GET", "stats", Some(TOKEN), "");
     let text = String::from_utf8(answer.body()).unwrap();
-    assert!(text.starts_with(r#"{"entries":4,"tag_markers":3,"other_keys":0,"store_keys":7,"entry_bytes":"#), "{text}");
+    assert!(text.starts_with(r#"{"entries":4,"tag_markers":3,"segments":0,"other_keys":0,"store_keys":7,"entry_bytes":"#), "{text}");
     assert!(text.ends_with(r#""entries_measured":4,"key_scheme":2,"record_version":4}"#), "{text}");
 }
 
