@@ -283,3 +283,18 @@ fn a_304_rewrites_a_segmented_head_only_and_a_background_one_reads_no_segments()
     assert_eq!(hit.header("cache-status").unwrap(), "post-cache; hit; ttl=110");
     assert_eq!(hit.body(), first.body);
 }
+
+#[test]
+fn a_segmented_entry_stands_in_for_a_failing_origin_and_is_kept() {
+    let (cfg, store) = (small_values(&[]), MemoryStore::default());
+    let mut first = large(20_000, 12);
+    first.headers[1].1 = b"max-age=60, stale-if-error=600".to_vec();
+    run(&cfg, NOW, request("POST", &[JSON], BODY), &store, &first);
+    let keys_before = store.entries.borrow().len();
+    let down = super::stale::failing(503);
+    let answer = run(&cfg, NOW + 100, request("POST", &[JSON], BODY), &store, &down);
+    assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=stale; fwd-status=503; ttl=-40; detail=stale-if-error");
+    assert_eq!((answer.body(), answer.finished()), (first.body.clone(), true));
+    assert_eq!(answer.header("content-length").unwrap(), "20000");
+    assert_eq!(store.entries.borrow().len(), keys_before, "head and segments kept for the next error");
+}
