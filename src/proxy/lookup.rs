@@ -92,23 +92,15 @@ pub fn examine<'a>(stored: Option<&'a [u8]>, keyed: &Keyed, request_headers: &[(
     if rec.meta.vary_digest != vary_digest(request_headers, &rec.meta.vary) {
         return Found::Nothing { fwd: Fwd::VaryMiss, held: Held::Unusable };
     }
-    if rec.segments.is_some() {
-        if !segments::splices(keyed, &rec) {
-            eprintln!("post-cache: record whose id slots do not fit replaced");
-            return unusable;
-        }
-        let body = Cow::Borrowed(rec.body);
-        return Found::Record(Usable { record: rec, body, first_segment: Cell::new(None) });
-    }
     let body = match &keyed.check {
-        AnswerCheck::JsonRpc(request) => match jsonrpc::splice_ids(rec.body, &rec.id_slots, &request.ids) {
-            Some(spliced) => Cow::Owned(spliced),
-            None => {
-                eprintln!("post-cache: record whose id slots do not fit replaced");
-                return unusable;
-            }
-        },
-        _ => Cow::Borrowed(rec.body),
+        // A segmented body's ids are spliced as it streams.
+        _ if rec.segments.is_some() => segments::splices(keyed, &rec).then_some(Cow::Borrowed(rec.body)),
+        AnswerCheck::JsonRpc(request) => jsonrpc::splice_ids(rec.body, &rec.id_slots, &request.ids).map(Cow::Owned),
+        _ => Some(Cow::Borrowed(rec.body)),
+    };
+    let Some(body) = body else {
+        eprintln!("post-cache: record whose id slots do not fit replaced");
+        return unusable;
     };
     Found::Record(Usable { record: rec, body, first_segment: Cell::new(None) })
 }

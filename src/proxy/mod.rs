@@ -24,14 +24,13 @@ use crate::cache::headers::{self, HeaderList};
 use crate::cache::invalidation;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_request, BypassReason, RequestDecision};
-use crate::cache::record;
 use crate::cache::segment::SegmentSet;
 use crate::config::Config;
 use crate::origin::Origin;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
 use keying::Keyed;
-use std::cell::RefCell;
+use std::cell::Cell;
 use lookup::Found;
 use miss::Prior;
 
@@ -55,11 +54,13 @@ pub struct Flow<'a, B, S, O> {
     pub keyed: &'a Keyed,
     pub store: &'a S,
     pub origin: &'a O,
-    /// The segments of the head the key held at lookup, if it was segmented:
-    /// retired when that head is replaced or deleted.
-    pub previous: Option<SegmentSet>,
-    /// Segment sets to delete once the response is out and the grace has passed.
-    pub retired: RefCell<Vec<SegmentSet>>,
+    /// What the key held at lookup. If it was a segmented head, its segments
+    /// are retired when it is replaced or deleted (decoded only then, not on
+    /// the hit path).
+    pub held: Option<&'a [u8]>,
+    /// The held head's segments, once retired: deleted after the response and
+    /// the grace.
+    pub retired: Cell<Option<SegmentSet>>,
     /// Draws a random generation id for a segmented write.
     pub new_generation: &'a dyn Fn() -> u64,
 }
@@ -149,8 +150,8 @@ pub async fn handle<B, S, O, C, R>(
         keyed: &keyed,
         store: &store,
         origin,
-        previous: stored.as_deref().and_then(record::segment_set),
-        retired: RefCell::new(Vec::new()),
+        held: stored.as_deref(),
+        retired: Cell::new(None),
         new_generation: &new_generation,
     };
     if refresh {

@@ -11,7 +11,7 @@ use crate::body::{BodyError, BodySink, Client};
 use crate::cache::headers::HeaderList;
 use crate::cache::key::segment_key;
 use crate::cache::outcome::Outcome;
-use crate::cache::record::Sealed;
+use crate::cache::record::{self, Sealed};
 use crate::cache::segment::SegmentSet;
 use crate::protocol::jsonrpc::IdSplicer;
 use crate::protocol::AnswerCheck;
@@ -62,10 +62,11 @@ pub fn rewrite_head<B, S: Store, O>(flow: &Flow<'_, B, S, O>, head: &[u8], gener
 }
 
 /// The head read at lookup is gone or replaced (not by a head of the same
-/// generation): its segments are deleted after the grace period.
+/// generation): its segments, if it had any, are deleted after the grace.
 pub fn retire_previous<B, S, O>(flow: &Flow<'_, B, S, O>, kept: Option<u64>) {
-    if let Some(previous) = flow.previous.filter(|p| Some(p.generation) != kept) {
-        flow.retired.borrow_mut().push(previous);
+    let previous = flow.held.and_then(record::segment_set);
+    if let Some(previous) = previous.filter(|p| Some(p.generation) != kept) {
+        flow.retired.set(Some(previous));
     }
 }
 
@@ -73,14 +74,9 @@ pub fn retire_previous<B, S, O>(flow: &Flow<'_, B, S, O>, kept: Option<u64>) {
 /// retired segments (best effort; a purge by URL or of everything deletes any
 /// a failure leaves).
 pub async fn sweep<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, runtime: &R) {
-    let retired = std::mem::take(&mut *flow.retired.borrow_mut());
-    if retired.is_empty() {
-        return;
-    }
+    let Some(retired) = flow.retired.take() else { return };
     runtime.sleep_ms(GRACE_MS).await;
-    for set in retired {
-        delete_set(flow.store, &flow.keyed.kv_key, set);
-    }
+    delete_set(flow.store, &flow.keyed.kv_key, retired);
 }
 
 /// Deletes segments `0..count` of one generation; stops at the first failure.
@@ -150,8 +146,8 @@ fn ids(keyed: &Keyed) -> &[Vec<u8>] {
 }
 
 /// Whether a segmented record's id slots fit its body and this request.
-pub fn splices(keyed: &Keyed, usable: &crate::cache::record::Record<'_>) -> bool {
-    IdSplicer::new(&usable.id_slots, ids(keyed), usable.body_len()).is_some()
+pub fn splices(keyed: &Keyed, record: &record::Record<'_>) -> bool {
+    IdSplicer::new(&record.id_slots, ids(keyed), record.body_len()).is_some()
 }
 
 /// Replays a segmented body after `head`: the head's part, then each segment

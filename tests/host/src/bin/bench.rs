@@ -18,6 +18,17 @@ const MIB: usize = 1024 * 1024;
 const CONCURRENCY: usize = 4;
 const ROUNDS: usize = 3;
 
+/// A host config for post-cache in front of `origin`, with these variables.
+fn in_front_of(origin: &TestOrigin, vars: &[(&str, &str)]) -> HostConfig {
+    let mut c = HostConfig::default();
+    c.variables.insert("origin".into(), origin.base_url());
+    for (name, value) in vars {
+        c.variables.insert(name.to_string(), value.to_string());
+    }
+    c.allowed_outbound_hosts.push(origin.base_url());
+    c
+}
+
 /// Tags that make request bodies unique across the whole run.
 static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -171,10 +182,7 @@ async fn protocol_hits(
     scale: f64,
     limit: Duration,
 ) -> wasmtime::Result<()> {
-    let mut config = HostConfig::default();
-    config.variables.insert("origin".into(), origin.base_url());
-    config.variables.insert("default_ttl".into(), "86400".into());
-    config.allowed_outbound_hosts.push(origin.base_url());
+    let mut config = in_front_of(origin, &[("default_ttl", "86400")]);
     // The test origin answers GraphQL under /graphql… and JSON-RPC under /rpc…,
     // so each raw route replays the same answer as its protocol route.
     config.routes = vec![
@@ -243,13 +251,8 @@ async fn socket_modes(
     let mut wrk_rows = Vec::new();
     for (mode, nodelay) in [("Spin (no TCP_NODELAY)", false), ("TCP_NODELAY both sides", true)] {
         let config = |vars: bool| {
-            let mut c = HostConfig { tcp_nodelay: nodelay, ..HostConfig::default() };
-            if vars {
-                c.variables.insert("origin".into(), origin.base_url());
-                c.variables.insert("default_ttl".into(), "86400".into());
-                c.allowed_outbound_hosts.push(origin.base_url());
-            }
-            c
+            let c = if vars { in_front_of(origin, &[("default_ttl", "86400")]) } else { HostConfig::default() };
+            HostConfig { tcp_nodelay: nodelay, ..c }
         };
         let pc = start(engine, post_cache, config(true)).await?;
         let floor = start(engine, trivial, config(false)).await?;
@@ -360,11 +363,7 @@ async fn invalidation_cost(
         let mut times = [Vec::new(), Vec::new(), Vec::new()];
         let mut peak = 0;
         for (i, invalidate) in ["false", "true"].into_iter().enumerate() {
-            let mut c = HostConfig::default();
-            c.variables.insert("origin".into(), origin.base_url());
-            c.variables.insert("invalidate_on_unsafe".into(), invalidate.into());
-            c.variables.insert("purge_token".into(), TOKEN.into());
-            c.allowed_outbound_hosts.push(origin.base_url());
+            let c = in_front_of(origin, &[("invalidate_on_unsafe", invalidate), ("purge_token", TOKEN)]);
             let host = start(engine, post_cache, c).await?;
             let filler = vec![0x11u8; 4 * KIB];
             for n in 0..entries as u64 {
@@ -408,12 +407,8 @@ async fn invalidation_cost(
 async fn large_entries(engine: &wasmtime::Engine, post_cache: &wasmtime::component::Component, origin: &TestOrigin, scale: f64) -> wasmtime::Result<()> {
     let max_value = 1_000_000;
     let config = |cap: Option<usize>, max_value_bytes: usize| {
-        let mut c = HostConfig { kv_max_value_bytes: cap, ..HostConfig::default() };
-        c.variables.insert("origin".into(), origin.base_url());
-        c.variables.insert("default_ttl".into(), "86400".into());
-        c.variables.insert("max_value_bytes".into(), max_value_bytes.to_string());
-        c.allowed_outbound_hosts.push(origin.base_url());
-        c
+        let c = in_front_of(origin, &[("default_ttl", "86400"), ("max_value_bytes", &max_value_bytes.to_string())]);
+        HostConfig { kv_max_value_bytes: cap, ..c }
     };
     let host = start(engine, post_cache, config(Some(max_value), max_value)).await?;
     // The same answer in one value, on a store without a cap: what segmenting costs.
@@ -492,13 +487,7 @@ async fn stale_and_collapse(
     scale: f64,
     limit: Duration,
 ) -> wasmtime::Result<()> {
-    let config = |collapse_wait_ms: &str| {
-        let mut c = HostConfig::default();
-        c.variables.insert("origin".into(), origin.base_url());
-        c.variables.insert("collapse_wait_ms".into(), collapse_wait_ms.into());
-        c.allowed_outbound_hosts.push(origin.base_url());
-        c
-    };
+    let config = |collapse_wait_ms: &str| in_front_of(origin, &[("collapse_wait_ms", collapse_wait_ms)]);
     let host = start(engine, post_cache, config("300")).await?;
     host.freeze_clock();
     let body = Arc::new(spin_test_host::origin::binary_body(KIB, 77));
@@ -599,10 +588,7 @@ async fn main() -> wasmtime::Result<()> {
     if let Some(seconds) = std::env::args().skip_while(|a| a != "--serve").nth(1) {
         // For an outside load generator (wrk): both socket modes, then wait.
         for nodelay in [false, true] {
-            let mut c = HostConfig { tcp_nodelay: nodelay, ..HostConfig::default() };
-            c.variables.insert("origin".into(), origin.base_url());
-            c.variables.insert("default_ttl".into(), "86400".into());
-            c.allowed_outbound_hosts.push(origin.base_url());
+            let c = HostConfig { tcp_nodelay: nodelay, ..in_front_of(&origin, &[("default_ttl", "86400")]) };
             let host = start(&engine, &post_cache, c).await?;
             println!("tcp_nodelay={nodelay}: http://{} (origin {})", host.addr, origin.base_url());
             std::mem::forget(host);
@@ -617,13 +603,7 @@ async fn main() -> wasmtime::Result<()> {
         return socket_modes(&engine, &post_cache, &trivial, &forward, &origin, scale, limit).await;
     }
 
-    let pc_config = || {
-        let mut c = HostConfig::default();
-        c.variables.insert("origin".into(), origin.base_url());
-        c.variables.insert("default_ttl".into(), "86400".into());
-        c.allowed_outbound_hosts.push(origin.base_url());
-        c
-    };
+    let pc_config = || in_front_of(&origin, &[("default_ttl", "86400")]);
     let pc = start(&engine, &post_cache, pc_config()).await?;
     let triv = start(&engine, &trivial, HostConfig::default()).await?;
     let hg = start(&engine, &hash_get, HostConfig::default()).await?;
