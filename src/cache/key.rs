@@ -123,10 +123,31 @@ pub fn is_entry_key(key: &str) -> bool {
     })
 }
 
+/// One spelling per host, so that a purge or invalidation by URL finds every
+/// entry of a host however clients wrote it. RFC 3986 §6.2.2.1: "the scheme
+/// and host are case-insensitive"; §6.2.3: "an explicit ':port', for which the
+/// port is empty or the default for the scheme, is equivalent to one where the
+/// port and its ':' delimiter are elided" (the scheme is not part of the key,
+/// so both web defaults are elided); and a fully qualified name's trailing dot
+/// names the same host.
+pub fn normalize_host(host: &str) -> String {
+    let lower = host.to_ascii_lowercase();
+    let (name, port) = match lower.rfind(':') {
+        // An IPv6 literal's colons are inside its brackets.
+        Some(i) if !lower[i..].contains(']') => (&lower[..i], &lower[i + 1..]),
+        _ => (lower.as_str(), ""),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    match port {
+        "" | "80" | "443" => name.to_string(),
+        port => format!("{name}:{port}"),
+    }
+}
+
 fn uri_digest(host: &str, path: &str) -> [u8; 16] {
     let mut h = FieldHasher::new();
     h.field(b"post-cache uri").field(&[KEY_SCHEME]);
-    h.field(host.to_ascii_lowercase().as_bytes()).field(path.as_bytes());
+    h.field(normalize_host(host).as_bytes()).field(path.as_bytes());
     h.finish()[..16].try_into().expect("16 of 32 bytes")
 }
 
@@ -142,7 +163,7 @@ pub fn derive(input: &KeyInput<'_>) -> CacheKey {
     let mut h = FieldHasher::new();
     h.field(b"post-cache key").field(&[KEY_SCHEME]);
     h.field(input.method.as_bytes())
-        .field(input.host.to_ascii_lowercase().as_bytes())
+        .field(normalize_host(input.host).as_bytes())
         .field(input.path.as_bytes())
         .field(input.query.as_bytes());
     h.count(input.headers.len());
@@ -310,6 +331,22 @@ mod tests {
         let a = input(&[], b"x");
         let b = KeyInput { host: "API.Example.COM", ..a.clone() };
         assert_eq!(derive(&a), derive(&b));
+    }
+
+    #[test]
+    fn one_host_spelled_with_a_default_port_or_a_trailing_dot_shares_its_entries_and_prefix() {
+        let a = input(&[], b"x");
+        for spelling in ["api.example.com:80", "API.example.com.:443", "api.example.com.", "api.example.com:"] {
+            let b = KeyInput { host: spelling, ..a.clone() };
+            assert_eq!(derive(&a), derive(&b), "{spelling}");
+            assert_eq!(uri_prefix(spelling, "/graphql"), uri_prefix("api.example.com", "/graphql"), "{spelling}");
+        }
+        for other in ["api.example.com:8080", "api.example.co", "[::1]:80"] {
+            assert_ne!(derive(&a), derive(&KeyInput { host: other, ..a.clone() }), "{other}");
+        }
+        assert_eq!(normalize_host("[::1]:443"), "[::1]");
+        assert_eq!(normalize_host("[::1]"), "[::1]");
+        assert_eq!(normalize_host("[::1]:8080"), "[::1]:8080");
     }
 
     #[test]

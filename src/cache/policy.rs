@@ -132,6 +132,9 @@ pub enum NotStoredReason {
     TooLarge,
     /// The KV write failed.
     StoreError,
+    /// The entry this request read was purged or replaced before the answer
+    /// could update it: it is not written back.
+    Superseded,
     /// A persisted query sent as a hash alone, whose document post-cache has not
     /// seen run as a query.
     PersistedQuery,
@@ -154,6 +157,7 @@ impl NotStoredReason {
             NotStoredReason::Stale => "stale",
             NotStoredReason::TooLarge => "too-large",
             NotStoredReason::StoreError => "store-error",
+            NotStoredReason::Superseded => "superseded",
             NotStoredReason::PersistedQuery => "persisted-query",
             NotStoredReason::Answer(AnswerRefusal::GraphQlErrors) => "graphql-errors",
             NotStoredReason::Answer(AnswerRefusal::RpcError) => "rpc-error",

@@ -334,6 +334,24 @@ pub fn with_mark(bytes: &[u8], mark: Option<Mark>) -> Option<Vec<u8>> {
     Some(copy)
 }
 
+/// Whether two encoded records are the same entry whatever mark each carries:
+/// every byte equal but the mark's and the checksum's (which covers the mark).
+/// An entry replaced, or purged (deleted, or made stale by a soft purge), is
+/// not the same entry. Lets a request that read an entry earlier act on it
+/// (mark it, rewrite it, delete it) only while the key still holds it.
+pub fn same_entry(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.len() != b.len() || !can_carry_mark(a) || !can_carry_mark(b) {
+        return false;
+    }
+    let mark = MARK_AT + 16;
+    a[..CHECKSUM_AT] == b[..CHECKSUM_AT]
+        && a[CHECKSUM_COVERS_FROM..MARK_AT] == b[CHECKSUM_COVERS_FROM..MARK_AT]
+        && a[mark..] == b[mark..]
+}
+
 /// The segments a stored head names, for deleting them with it; `None` for a
 /// whole record or bytes that are not a record.
 pub fn segment_set(bytes: &[u8]) -> Option<segment::SegmentSet> {
@@ -603,6 +621,20 @@ mod tests {
         assert_eq!((marked.meta, marked.headers, marked.body), (plain.meta.clone(), plain.headers.clone(), plain.body));
         let cleared = with_mark(&marked_bytes, None).unwrap();
         assert_eq!(cleared, bytes, "clearing the mark restores the record byte for byte");
+    }
+
+    #[test]
+    fn a_record_is_the_same_entry_whatever_its_mark_but_not_once_replaced_or_soft_purged() {
+        let bytes = encode(b"body");
+        let marked = with_mark(&bytes, Some(Mark { until: 1_700_000_100, token: 7 })).unwrap();
+        assert!(same_entry(&bytes, &bytes) && same_entry(&marked, &bytes) && same_entry(&bytes, &marked));
+        assert!(!same_entry(&encode(b"bodz"), &bytes), "another body");
+        assert!(!same_entry(&expired_by(&bytes, 1_700_000_001).unwrap(), &bytes), "soft-purged");
+        let other_time = RecordMeta { stored_at: 1_700_000_001, ..meta() };
+        let mut b = RecordBuilder::new(&other_time, &headers(), 4, 1 << 20).unwrap();
+        assert!(b.push_body(b"body"));
+        assert!(!same_entry(&b.finish(&[]).0, &bytes), "stored again later");
+        assert!(!same_entry(&Mark { until: 1, token: 2 }.encode(), &bytes));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Collapsed misses: of many requests that miss the same key at once, best-effort
 //! only one goes to the origin. It leaves a short-lived mark under the key (alone,
-//! or inside the stale record); the others poll the key with backoff for up to
+//! or inside the stale record), written while its own request is on its way to
+//! the origin; the others poll the key with backoff for up to
 //! `collapse_wait_ms` and answer from the entry when it lands, or go to the
 //! origin themselves. The store has no locks or atomics: a mark is a claim read
 //! back, two near-simultaneous leaders can both win, and a leader that dies only
@@ -8,7 +9,7 @@
 
 use super::lookup::{self, Found};
 use super::miss::{self, Prior};
-use super::{forget, log_store_error, Flow};
+use super::{delete_entry, log_store_error, Flow};
 use crate::body::{BodySource, Client};
 use crate::cache::freshness::{decide_stored, StoredUse};
 use crate::cache::mark::{decide_collapse, Collapse, Mark};
@@ -53,23 +54,22 @@ pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
     let wait = match decision {
         Collapse::Alone => false,
         Collapse::Wait => true,
-        Collapse::Lead => match claim(flow, held, runtime) {
-            Claim::Ours(mark) => {
+        Collapse::Lead => {
+            // The leader's request goes out first and its mark is written
+            // while the origin works: a cold miss no longer waits for a store
+            // write and a read-back before the origin is even asked. Followers
+            // arriving in between go to the origin too, as two leaders could.
+            let claim = || claim(flow, held, runtime);
+            let (stored, ours) = miss::fetch_and_store_claiming(flow, fwd, prior, client, Some(&claim)).await;
+            if let (false, Some(mark)) = (stored, ours) {
                 let original = match held {
                     Held::Record(bytes, _) => Some(bytes),
                     _ => None,
                 };
-                // The mark under an empty key is replaced by the record, or
-                // deleted by the fetch when the answer may not be stored.
-                let prior = if original.is_none() { Prior::Nothing { replaceable: true } } else { prior };
-                if !miss::fetch_and_store(flow, fwd, prior, client).await {
-                    release(flow, mark, original);
-                }
-                return;
+                release(flow, mark, original);
             }
-            Claim::Theirs => true,
-            Claim::Failed => false,
-        },
+            return;
+        }
     };
     if wait {
         if let Some(bytes) = wait_for_leader(flow, runtime).await {
@@ -83,38 +83,33 @@ pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
     miss::fetch_and_store(flow, fwd, prior, client).await;
 }
 
-enum Claim {
-    /// Our mark is what the key holds now: fetch.
-    Ours(Mark),
-    /// Another request's mark replaced ours: wait for it.
-    Theirs,
-    /// The store failed: fetch without collapsing.
-    Failed,
-}
-
 /// Writes our mark and reads the key back at once (a miss is on the client's
 /// clock, so unlike a refresh it does not wait for others' marks to settle).
-fn claim<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, held: Held<'_>, runtime: &R) -> Claim {
+/// Returns the mark when it is what the key holds now; `None` when another
+/// request's mark replaced it, the entry changed since the lookup, or the
+/// store failed.
+fn claim<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, held: Held<'_>, runtime: &R) -> Option<Mark> {
     let key = &flow.keyed.kv_key;
     let seconds = flow.config.collapse_wait_ms.div_ceil(1000) + 1;
     let mark = Mark { until: flow.now + seconds, token: runtime.token() };
     let value = match held {
-        Held::Record(bytes, _) => match record::with_mark(bytes, Some(mark)) {
-            Some(marked) => marked,
-            None => return Claim::Failed,
-        },
+        // The mark goes only into the entry the key still holds: a segmented
+        // entry's first segment was read since the lookup, and a purge or a
+        // newer entry may have landed meanwhile.
+        Held::Record(_, _) if !miss::still_held(flow) => return None,
+        Held::Record(bytes, _) => record::with_mark(bytes, Some(mark))?,
         _ => mark.encode(),
     };
     if let Err(e) = flow.store.set(key, &value) {
         log_store_error("set", &e);
-        return Claim::Failed;
+        return None;
     }
     match flow.store.get(key) {
-        Ok(Some(bytes)) if mark_in(&bytes) == Some(mark) => Claim::Ours(mark),
-        Ok(_) => Claim::Theirs,
+        Ok(Some(bytes)) if mark_in(&bytes) == Some(mark) => Some(mark),
+        Ok(_) => None,
         Err(e) => {
             log_store_error("get", &e);
-            Claim::Failed
+            None
         }
     }
 }
@@ -137,7 +132,7 @@ fn release<B, S: Store, O>(flow: &Flow<'_, B, S, O>, mark: Mark, original: Optio
                     log_store_error("set", &e);
                 }
             }
-            None => forget(flow),
+            None => delete_entry(flow),
         },
         Ok(_) => {}
         Err(e) => log_store_error("get", &e),

@@ -89,7 +89,7 @@ pub fn examine<'a>(stored: Option<&'a [u8]>, keyed: &Keyed, request_headers: &[(
         eprintln!("post-cache: record without the id slots its request needs replaced");
         return unusable;
     }
-    if rec.meta.vary_digest != vary_digest(request_headers, &rec.meta.vary) {
+    if rec.meta.vary_digest != vary_digest_as_sent(keyed, request_headers, &rec.meta.vary) {
         return Found::Nothing { fwd: Fwd::VaryMiss, held: Held::Unusable };
     }
     let body = match &keyed.check {
@@ -103,6 +103,27 @@ pub fn examine<'a>(stored: Option<&'a [u8]>, keyed: &Keyed, request_headers: &[(
         return unusable;
     };
     Found::Record(Usable { record: rec, body, first_segment: Cell::new(None) })
+}
+
+/// Whether a miss for this request asks the origin for an unencoded answer:
+/// the cache must read an answer it checks (GraphQL `errors`, JSON-RPC ids).
+pub fn asks_identity(keyed: &Keyed) -> bool {
+    !matches!(keyed.check, AnswerCheck::Nothing)
+}
+
+/// RFC 9111 §4.1: "the presented request ... and the original request" are
+/// compared on the fields `Vary` names — the original request being the one
+/// the origin answered. A miss that asks for `accept-encoding: identity`
+/// stores an answer chosen for that, whatever the client accepts, so the
+/// match uses the value sent: otherwise clients with different encodings
+/// would evict each other's entries for ever behind `Vary: Accept-Encoding`.
+pub fn vary_digest_as_sent(keyed: &Keyed, request_headers: &[(String, Vec<u8>)], vary: &[String]) -> [u8; 32] {
+    if !asks_identity(keyed) || !vary.iter().any(|v| v == "accept-encoding") {
+        return vary_digest(request_headers, vary);
+    }
+    let mut sent: HeaderList = request_headers.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("accept-encoding")).cloned().collect();
+    sent.push(("accept-encoding".into(), b"identity".to_vec()));
+    vary_digest(&sent, vary)
 }
 
 /// Answers from a stored record: its status and header lines in order, its body

@@ -10,10 +10,11 @@ use super::{content_length, forget, log_store_error, push_length, push_status, r
 use crate::body::{respond_full, BodySink, BodySource, Client};
 use crate::cache::conditional;
 use crate::cache::headers::{self, HeaderList};
+use crate::cache::mark::Mark;
 use crate::cache::key::{persisted_marker_key, tag_marker_key};
 use crate::cache::tags;
 use crate::cache::outcome::{Fwd, Outcome};
-use crate::cache::policy::{decide_response, vary_digest, NotStoredReason, Storability, StoragePolicy};
+use crate::cache::policy::{decide_response, NotStoredReason, Storability, StoragePolicy};
 use crate::cache::record::{Record, RecordBuilder, RecordMeta, StaleWindows};
 use crate::config::Config;
 use crate::origin::{Origin, OriginError, OriginResponse};
@@ -72,8 +73,22 @@ pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
     prior: Prior<'_>,
     client: impl Client,
 ) -> bool {
+    fetch_and_store_claiming(flow, fwd, prior, client, None).await.0
+}
+
+/// [`fetch_and_store`] for a collapse leader: `claim` (writing its mark and
+/// reading it back) runs once the request is on its way to the origin, so the
+/// store's round trips overlap the origin's time instead of adding to it.
+/// Returns whether a record was written, and the mark if it was ours.
+pub async fn fetch_and_store_claiming<B: BodySource, S: Store, O: Origin>(
+    flow: &Flow<'_, B, S, O>,
+    fwd: Fwd,
+    prior: Prior<'_>,
+    client: impl Client,
+    claim: Option<&dyn Fn() -> Option<Mark>>,
+) -> (bool, Option<Mark>) {
     let (config, request, keyed) = (flow.config, flow.request, flow.keyed);
-    let reads_answer = !matches!(keyed.check, AnswerCheck::Nothing);
+    let reads_answer = lookup::asks_identity(keyed);
     // RFC 9111 §4.3.1: a stale record's validators go to the origin — unless
     // the client sent conditionals of its own, which then go on unchanged.
     let client_conditional = ["if-none-match", "if-modified-since"].iter().any(|n| headers::has(&request.headers, n));
@@ -86,7 +101,25 @@ pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
         Prior::Nothing { .. } => (HeaderList::new(), false),
     };
     let conditionals = if background || !ours.is_empty() { Conditionals::Ours(&ours) } else { Conditionals::Client };
-    let response = match send(config, request, &keyed.body, flow.origin, reads_answer, conditionals).await {
+    // `join` polls the send first: its first poll hands the request to the
+    // host, which sends it while the claim's store calls run.
+    let sent = send(config, request, &keyed.body, flow.origin, reads_answer, conditionals);
+    let (response, mark) = futures::future::join(sent, async { claim.and_then(|claim| claim()) }).await;
+    (answer_and_store(flow, fwd, prior, client, response, &ours).await, mark)
+}
+
+/// The origin's response (or failure) to a keyed request: answered, and
+/// stored when it may be. Returns whether a record was written.
+async fn answer_and_store<B: BodySource, S: Store, O: Origin>(
+    flow: &Flow<'_, B, S, O>,
+    fwd: Fwd,
+    prior: Prior<'_>,
+    client: impl Client,
+    response: Result<OriginResponse<O::Body>, OriginError>,
+    ours: &HeaderList,
+) -> bool {
+    let (config, keyed) = (flow.config, flow.keyed);
+    let response = match response {
         Ok(r) => r,
         Err(e) => {
             if let Prior::Stale { usable, serve_on_error: true, .. } = prior {
@@ -148,7 +181,7 @@ fn record_meta<B, S, O>(
         initial_age: initial_age.min(u64::from(u32::MAX)) as u32,
         status,
         request_digest: flow.keyed.body_digest,
-        vary_digest: vary_digest(&flow.request.headers, &vary),
+        vary_digest: lookup::vary_digest_as_sent(flow.keyed, &flow.request.headers, &vary),
         vary,
     }
 }
@@ -182,14 +215,18 @@ async fn revalidated<B: BodySource, S: Store, O: Origin>(
         }
         Storability::DoNotStore(reason) => (Err(reason), 0),
     };
-    if stored.is_err() {
+    if stored.is_err() && stored != Err(NotStoredReason::Superseded) {
         // The old record's freshness is no longer what the origin says.
         forget(flow);
     } else {
         let before: HeaderList = rec.headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
         write_tag_markers(flow, &kept, &before);
     }
-    let view: Vec<(&str, &[u8])> = kept.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+    let mut view: Vec<(&str, &[u8])> = kept.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+    // RFC 9111 §3.1 keeps Set-Cookie out of the record, but it is the origin's
+    // answer to this client's request: this client gets it.
+    let cookies = not_modified.iter().filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"));
+    view.extend(cookies.map(|(n, v)| (n.as_str(), v.as_slice())));
     let answer = StoredAnswer { status: rec.meta.status, headers: &view, age, body: usable.stored_body() };
     let ok = stored.is_ok();
     lookup::answer_stored(flow, client, &answer, Outcome::Revalidated { fwd, stored }).await;
@@ -198,7 +235,13 @@ async fn revalidated<B: BodySource, S: Store, O: Origin>(
 
 /// Rewrites a revalidated record with its merged headers and new freshness,
 /// the stored body kept: a segmented record's head only, its segments reused.
+/// Only while the key still holds the record that was revalidated: a purge or
+/// a newer entry that landed since must not be undone by writing back the
+/// bytes read before it.
 fn rewrite<B, S: Store, O>(flow: &Flow<'_, B, S, O>, meta: &RecordMeta, headers: &HeaderList, rec: &Record<'_>) -> Result<(), NotStoredReason> {
+    if !still_held(flow) {
+        return Err(NotStoredReason::Superseded);
+    }
     let (max_value, max_entry) = (flow.config.max_value_bytes, flow.config.max_entry_bytes);
     let max = if rec.segments.is_some() { max_value } else { max_entry };
     let mut builder = RecordBuilder::new(meta, headers, rec.body.len(), max).ok_or(NotStoredReason::TooLarge)?;
@@ -222,6 +265,20 @@ fn rewrite<B, S: Store, O>(flow: &Flow<'_, B, S, O>, meta: &RecordMeta, headers:
         log_store_error("set", &e);
         NotStoredReason::StoreError
     })
+}
+
+/// Whether the key still holds the entry read at lookup (whatever mark it
+/// carries now). A store error counts as no: nothing is written back blind.
+pub(super) fn still_held<B, S: Store, O>(flow: &Flow<'_, B, S, O>) -> bool {
+    let Some(held) = flow.held else { return false };
+    match flow.store.get(&flow.keyed.kv_key) {
+        Ok(Some(now)) => crate::cache::record::same_entry(&now, held),
+        Ok(None) => false,
+        Err(e) => {
+            log_store_error("get", &e);
+            false
+        }
+    }
 }
 
 /// A persisted query sent as a hash alone may be stored only once its document

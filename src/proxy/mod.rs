@@ -84,6 +84,12 @@ pub async fn handle<B, S, O, C, R>(
     // One destination type for the client and for a background refresh, so the
     // miss path is compiled once.
     let client = stale::Respond::To(client);
+    // Everything that is routed, goes on to the origin or into a key has its dot
+    // segments removed first: the base path is a boundary.
+    match crate::http::path::normalize(&request.path_with_query) {
+        Ok(path) => request.path_with_query = path,
+        Err(e) => return bad_path(client, e).await,
+    }
     let token_set = !config.purge_token.is_empty();
     if let Some(endpoint) = crate::admin::route(&config.admin_path, token_set, &request.method, &request.path_with_query) {
         return admin::handle(config, now, endpoint, &mut request, open_store, client).await;
@@ -233,6 +239,16 @@ async fn only_if_cached_miss(client: impl Client) {
     forward::plain(client, 504, Outcome::OnlyIfCachedMiss, msg).await
 }
 
+/// RFC 9110 §15.5.1: 400 (Bad Request) "due to something that is perceived to
+/// be a client error (e.g., malformed request syntax ...)": a path that would
+/// leave the origin's base path is never sent on.
+async fn bad_path(client: impl Client, error: crate::http::path::PathError) {
+    let msg = format!("post-cache: the request path is refused ({error:?}): it would leave the origin's base path\n");
+    let mut head = vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())];
+    push_length(&mut head, 400, msg.len());
+    report(crate::body::respond_full(client, 400, head, msg.as_bytes()).await);
+}
+
 fn origin_path(config: &Config, path_with_query: &str) -> String {
     let pq = if path_with_query.is_empty() { "/" } else { path_with_query };
     format!("{}{}", config.origin.base_path, pq)
@@ -255,9 +271,24 @@ fn push_status(head: &mut HeaderList, outcome: Outcome) {
     head.push(("cache-status".into(), outcome.header_value().into_bytes()));
 }
 
-/// Deletes a record the fresh answer could not replace, so it is not read
-/// again (and retires its segments, if it had any).
+/// Deletes what this request read under its key (a record the fresh answer
+/// could not replace, or another request's unusable bytes) so it is not read
+/// again — only while the key still holds it: an entry another request wrote
+/// since, or a purge, is left alone. The store has no compare-and-delete, so
+/// this reads the key first; the window left is between that read and the
+/// delete.
 fn forget<B, S: Store, O>(flow: &Flow<'_, B, S, O>) {
+    let Some(held) = flow.held else { return };
+    match flow.store.get(&flow.keyed.kv_key) {
+        Ok(Some(now)) if crate::cache::record::same_entry(&now, held) => delete_entry(flow),
+        Ok(_) => {}
+        Err(e) => log_store_error("get", &e),
+    }
+}
+
+/// Deletes the key's value, known to be this request's to delete, and retires
+/// the segments of the head read at lookup, if it had any.
+fn delete_entry<B, S: Store, O>(flow: &Flow<'_, B, S, O>) {
     match flow.store.delete(&flow.keyed.kv_key) {
         Ok(()) => segments::retire_previous(flow, None),
         Err(e) => log_store_error("delete", &e),

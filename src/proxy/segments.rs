@@ -89,11 +89,22 @@ pub fn delete_set(store: &impl Store, key: &str, set: SegmentSet) {
 }
 
 /// Deletes a head whose segments are missing or corrupt, and those segments.
+/// Only that head: the key is read again first, and a head of another
+/// generation (a newer entry written while a slow replay read the old one,
+/// whose segments the grace then deleted) is left alone. The store has no
+/// compare-and-delete; the window left is between that read and the delete.
 fn delete_broken<B, S: Store, O>(flow: &Flow<'_, B, S, O>, set: SegmentSet) {
-    if let Err(e) = flow.store.delete(&flow.keyed.kv_key) {
-        log_store_error("delete", &e);
+    let key = &flow.keyed.kv_key;
+    match flow.store.get(key) {
+        Ok(Some(now)) if record::segment_set(&now).is_some_and(|s| s.generation == set.generation) => {
+            if let Err(e) = flow.store.delete(key) {
+                log_store_error("delete", &e);
+            }
+        }
+        Ok(_) => eprintln!("post-cache: the broken entry was replaced meanwhile; the newer one is kept"),
+        Err(e) => return log_store_error("get", &e),
     }
-    delete_set(flow.store, &flow.keyed.kv_key, set);
+    delete_set(flow.store, key, set);
 }
 
 /// Why a segment could not be used.

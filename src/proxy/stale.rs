@@ -33,6 +33,11 @@ pub async fn refresh<B: BodySource, S: Store, O: Origin, R: Runtime, C: Client>(
 ) {
     let key = &flow.keyed.kv_key;
     let mark = Mark { until: flow.now + flow.config.origin_timeout + REFRESH_SLACK_SECONDS, token: runtime.token() };
+    // The client's replay may have taken long: the mark goes only into the
+    // entry the key still holds, never back over a purge or a newer entry.
+    if !miss::still_held(flow) {
+        return;
+    }
     // Records from before version 3 have no room for a mark: they are
     // refreshed unmarked, once each, and come back as version 3.
     if let Some(marked) = record::with_mark(stored, Some(mark)) {

@@ -12,6 +12,10 @@ pub struct MemoryStore {
     pub sets: Cell<usize>,
     /// When set, sets fail once this many have been made (other calls work).
     pub sets_before_failing: Cell<Option<usize>>,
+    /// Runs before each get with the key and the entries: what another request
+    /// does to the store while this one is under way.
+    #[allow(clippy::type_complexity)]
+    pub before_get: RefCell<Option<Box<dyn FnMut(&str, &mut HashMap<String, Vec<u8>>)>>>,
 }
 
 impl MemoryStore {
@@ -28,6 +32,9 @@ impl Store for &MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.gets.set(self.gets.get() + 1);
         self.check()?;
+        if let Some(action) = self.before_get.borrow_mut().as_mut() {
+            action(key, &mut self.entries.borrow_mut());
+        }
         Ok(self.entries.borrow().get(key).cloned())
     }
 

@@ -152,15 +152,17 @@ fn a_304_refreshes_the_stored_headers_and_freshness_and_answers_the_stored_body(
     assert_eq!(answer.body(), b"{\"answer\":42}");
     assert_eq!(status_of(&answer), "post-cache; fwd=stale; fwd-status=304; stored");
     assert_eq!(answer.header("content-length").unwrap(), "13", "the 304 never changes the length");
-    assert!(answer.header("set-cookie").is_none());
+    assert_eq!(answer.header("set-cookie").as_deref(), Some("sid=1"), "the client that asked gets its cookie");
     assert_eq!(answer.header("x-new").unwrap(), "yes");
     let rec_bytes = only_value(&store);
     let rec = crate::cache::record::decode(&rec_bytes).unwrap();
+    assert!(!rec.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("set-cookie")), "but the record keeps none");
     assert_eq!(rec.meta.fresh_until, NOW + 220);
     assert!(rec.headers.iter().any(|(n, v)| *n == "cache-control" && *v == b"max-age=120"));
     assert!(!rec.headers.iter().any(|(n, v)| *n == "cache-control" && *v == b"max-age=60"));
     let hit = run(&cfg, NOW + 110, request("QUERY", &[], b"q"), &store, &unchanged);
     assert_eq!((status_of(&hit).as_str(), hit.body().as_slice()), ("post-cache; hit; ttl=110", &b"{\"answer\":42}"[..]));
+    assert!(hit.header("set-cookie").is_none(), "nor does the next client");
 }
 
 #[test]

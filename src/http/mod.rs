@@ -1,0 +1,3 @@
+//! HTTP primitives below the cache core: request paths.
+
+pub mod path;
