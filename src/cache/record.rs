@@ -233,6 +233,35 @@ impl RecordBuilder {
         (self.buf, body)
     }
 
+    /// The head for a body that is exactly a stored segmented entry's —
+    /// `held_inline` (its head's part of the body) then the segments `held`
+    /// names: a head naming those same segments, so that an answer fetched
+    /// again and found unchanged costs one write, not one per segment.
+    /// `Err(self)`, to be sealed as usual, when the body differs or such a head
+    /// would not fit `max_value`.
+    pub fn seal_reusing(self, id_slots: &[IdSlot], max_value: usize, held_inline: &[u8], held: &Segments) -> Result<Vec<u8>, Self> {
+        let body = self.body();
+        let inline_len = held_inline.len();
+        let segment = |i: usize| {
+            let range = held.range(inline_len, i);
+            body.get(range.start as usize..range.end as usize)
+        };
+        let same = body.len() as u64 == held.total_len
+            && held.consistent_with(inline_len)
+            && body.get(..inline_len) == Some(held_inline)
+            && (0..held.digests.len()).all(|i| segment(i).is_some_and(|bytes| segment::digest(bytes) == held.digests[i]));
+        let fits = self.body_start + inline_len + extension_len(id_slots, held.digests.len()) <= max_value;
+        if !same || !fits {
+            return Err(self);
+        }
+        let Self { mut buf, body_start, .. } = self;
+        buf.truncate(body_start + inline_len);
+        buf[body_start - 4..body_start].copy_from_slice(&(inline_len as u32).to_le_bytes());
+        put_extensions(&mut buf, id_slots, Some(held));
+        seal(&mut buf);
+        Ok(buf)
+    }
+
     /// Seals the record for values of at most `max_value` bytes: whole when it
     /// fits, else split into a head holding as much of the body as fits and
     /// segments of `max_value` bytes named by `generation`. `None` when even
@@ -635,6 +664,36 @@ mod tests {
         assert!(b.push_body(b"body"));
         assert!(!same_entry(&b.finish(&[]).0, &bytes), "stored again later");
         assert!(!same_entry(&Mark { until: 1, token: 2 }.encode(), &bytes));
+    }
+
+    #[test]
+    fn an_unchanged_body_is_sealed_as_a_head_naming_the_segments_already_stored() {
+        let body: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        let build = |meta: &RecordMeta, headers: &[(String, Vec<u8>)], body: &[u8]| {
+            let mut b = RecordBuilder::new(meta, headers, body.len(), 1 << 20).unwrap();
+            assert!(b.push_body(body));
+            b
+        };
+        let Some(Sealed::Split { head, manifest, .. }) = build(&meta(), &headers(), &body).seal_within(&[], 2048, 7) else {
+            panic!("split")
+        };
+        let held = decode(&head).unwrap();
+        // Fetched again later, with one more header: the same segments.
+        let later = RecordMeta { stored_at: meta().stored_at + 100, fresh_until: meta().fresh_until + 100, ..meta() };
+        let mut more = headers();
+        more.push(("x-later".into(), b"1".to_vec()));
+        let reused = build(&later, &more, &body).seal_reusing(&[], 2048, held.body, &manifest).ok().expect("the same body");
+        let rec = decode(&reused).unwrap();
+        assert_eq!((rec.meta, rec.body, rec.segments.as_ref()), (later.clone(), held.body, Some(&manifest)));
+        assert_eq!(rec.headers.len(), 5);
+        // One byte changed anywhere, or a head that no longer fits: sealed as usual.
+        for at in [0, held.body.len(), body.len() - 1] {
+            let mut other = body.clone();
+            other[at] ^= 1;
+            assert!(build(&later, &more, &other).seal_reusing(&[], 2048, held.body, &manifest).is_err(), "{at}");
+        }
+        assert!(build(&later, &more, &body[..9_999]).seal_reusing(&[], 2048, held.body, &manifest).is_err());
+        assert!(build(&later, &more, &body).seal_reusing(&[], held.body.len(), held.body, &manifest).is_err());
     }
 
     #[test]
