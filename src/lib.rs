@@ -22,6 +22,7 @@ pub mod admin;
 pub mod body;
 pub mod cache;
 pub mod config;
+pub mod http;
 pub mod origin;
 pub mod protocol;
 pub mod proxy;
