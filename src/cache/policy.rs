@@ -219,8 +219,9 @@ pub fn decide_response(
     let statuses = policy.cacheable_statuses;
     // RFC 9111 §3: "the response status code is final" and, "if the response
     // status code is 206 or 304 ...: the cache understands the response status
-    // code". A stored 304 would answer clients that sent no conditional.
-    if status < 200 || status == 304 {
+    // code". A stored 304 would answer clients that sent no conditional. RFC 9110
+    // §15: "Values outside the range 100..599 are invalid."
+    if !(200..=599).contains(&status) || status == 304 {
         return refuse(Status);
     }
     // RFC 9111 §3.4: a cache that does not support Range and Content-Range MUST NOT
@@ -512,10 +513,10 @@ mod tests {
     }
 
     #[test]
-    fn partial_content_not_modified_and_informational_answers_are_never_stored() {
+    fn partial_content_not_modified_informational_and_invalid_statuses_are_never_stored() {
         let explicit = [("cache-control", "public, max-age=60")];
         assert_eq!(decide(206, &explicit), Storability::DoNotStore(NotStoredReason::PartialContent));
-        for status in [100, 103, 199, 304] {
+        for status in [100, 103, 199, 304, 600, 999] {
             assert_eq!(decide(status, &explicit), Storability::DoNotStore(NotStoredReason::Status), "{status}");
         }
         // Not even when a list that the configuration would refuse names them.

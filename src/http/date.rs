@@ -68,7 +68,8 @@ pub fn parse(raw: &[u8]) -> Option<u64> {
     if !weekday.starts_with(name) || (name.len() != 3 && name != weekday) {
         return None;
     }
-    Some(days * 86_400 + h * 3600 + m * 60 + s)
+    // A leap second at the very end would name a second past 9999.
+    Some(days * 86_400 + h * 3600 + m * 60 + s).filter(|&t| t <= LATEST)
 }
 
 /// Whether each `(index, byte)` is there.
@@ -189,6 +190,7 @@ mod tests {
     fn a_leap_second_is_the_next_minutes_first() {
         // RFC 9110 §5.6.7: "time-of-day = hour ":" minute ":" second ; 00:00:00 - 23:59:60 (leap second)".
         assert_eq!(parse(b"Sat, 31 Dec 2016 23:59:60 GMT"), parse(b"Sun, 01 Jan 2017 00:00:00 GMT"));
+        assert_eq!(parse(b"Fri, 31 Dec 9999 23:59:60 GMT"), None, "past the last representable second");
     }
 
     #[test]
