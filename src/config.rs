@@ -1,7 +1,8 @@
 //! Configuration: plain data with defaults, built from a variable lookup function
 //! so it can be tested without Spin. Every error names the variable at fault.
 
-use crate::cache::policy::CredentialMode;
+use crate::cache::mark::MAX_MARK_SECONDS;
+use crate::cache::policy::{CredentialMode, StatusPolicy};
 use crate::protocol::jsonrpc::MethodList;
 use crate::protocol::{BodyFormat, ProtocolConfig};
 use std::fmt;
@@ -25,7 +26,9 @@ pub struct Config {
     pub cache_methods: Vec<String>,
     /// Lower-case request header names whose values are part of the key.
     pub key_headers: Vec<String>,
-    pub cacheable_statuses: Vec<u16>,
+    /// `cacheable_statuses` (stored without explicit freshness) and
+    /// `store_server_errors`.
+    pub cacheable_statuses: StatusPolicy,
     pub credentials: CredentialMode,
     /// Secret salt of the credential scope; non-empty when scoping is on.
     pub credential_salt: String,
@@ -93,10 +96,18 @@ pub mod defaults {
     /// Smaller values would need thousands of writes per entry.
     pub const MIN_VALUE_BYTES: u64 = 4096;
     pub const CACHE_METHODS: &str = "POST,QUERY";
-    pub const KEY_HEADERS: &str = "content-type";
-    /// RFC 9110 §15.1: the heuristically cacheable status codes. 501 stays in the
-    /// list as the RFC has it, but the policy never stores any 5xx.
+    /// The same bytes under another `Content-Encoding` are another request (an
+    /// error answer to a compressed body must not answer the plain one).
+    pub const KEY_HEADERS: &str = "content-type,content-encoding";
+    /// RFC 9110 §15.1: the heuristically cacheable status codes, stored without
+    /// explicit freshness. Any other final status needs explicit freshness.
     pub const CACHEABLE_STATUSES: &str = "200,203,204,300,301,404,405,410,414,501";
+    /// RFC 9111 §3 lets a cache store a 5xx that has explicit freshness.
+    pub const STORE_SERVER_ERRORS: bool = true;
+    /// A stale-refresh mark lasts `origin_timeout` plus 2 s (`REFRESH_SLACK_SECONDS`
+    /// in proxy/stale.rs) and a mark claiming more than `MAX_MARK_SECONDS` never
+    /// counts as live: a longer timeout would let every stale hit refresh.
+    pub const MAX_ORIGIN_TIMEOUT: u64 = super::MAX_MARK_SECONDS - 2;
     pub const KV_STORE: &str = "default";
     pub const TARGETED_CACHE_CONTROL: &str = "post-cache-control";
     pub const COLLAPSE_WAIT_MS: u64 = 300;
@@ -174,10 +185,16 @@ impl Config {
                 format!("{cred:?} would put a credential in the key; use scope_by_credential"),
             ));
         }
-        let cacheable_statuses = list("cacheable_statuses", defaults::CACHEABLE_STATUSES)?
+        let heuristic = list("cacheable_statuses", defaults::CACHEABLE_STATUSES)?
             .iter()
             .map(|s| match s.parse::<u16>() {
-                Ok(n) if (100..=599).contains(&n) => Ok(n),
+                // RFC 9111 §3: only final statuses are stored, and a 206 or 304 only by
+                // a cache that understands them; this one stores neither (a stored 304
+                // would be replayed to clients that sent no conditional).
+                Ok(n @ (100..=199 | 206 | 304)) => {
+                    Err(err("cacheable_statuses", format!("{n} is never stored: a 1xx is interim, a 206 partial, a 304 the answer to a conditional")))
+                }
+                Ok(n) if (200..=599).contains(&n) => Ok(n),
                 _ => Err(err("cacheable_statuses", format!("{s:?} is not an HTTP status code"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -239,6 +256,8 @@ impl Config {
                 Some(other) => Err(err(name, format!("must be true or false, got {other:?}"))),
             }
         };
+        let cacheable_statuses =
+            StatusPolicy { heuristic, server_errors: flag("store_server_errors", defaults::STORE_SERVER_ERRORS)? };
         let kv_store = get("kv_store")?
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| defaults::KV_STORE.to_string());
@@ -246,7 +265,7 @@ impl Config {
         Ok(Config {
             origin,
             default_ttl: number("default_ttl", defaults::DEFAULT_TTL, 0)?,
-            origin_timeout: number("origin_timeout", defaults::ORIGIN_TIMEOUT, 1)?,
+            origin_timeout: at_most("origin_timeout", number("origin_timeout", defaults::ORIGIN_TIMEOUT, 1)?, defaults::MAX_ORIGIN_TIMEOUT)?,
             max_body_bytes: number("max_body_bytes", defaults::MAX_BODY_BYTES as u64, 0)? as usize,
             max_entry_bytes: at_most("max_entry_bytes", number("max_entry_bytes", defaults::MAX_ENTRY_BYTES as u64, 1024)?, defaults::MAX_MAX_ENTRY_BYTES)? as usize,
             max_value_bytes: at_most("max_value_bytes", number("max_value_bytes", defaults::MAX_VALUE_BYTES as u64, defaults::MIN_VALUE_BYTES)?, u64::from(u32::MAX))? as usize,
@@ -351,8 +370,10 @@ mod tests {
         assert_eq!(c.max_entry_bytes, 16 << 20);
         assert_eq!(c.max_value_bytes, 1_000_000);
         assert_eq!(c.cache_methods, vec!["POST", "QUERY"]);
-        assert_eq!(c.key_headers, vec!["content-type"]);
-        assert_eq!(c.cacheable_statuses, vec![200, 203, 204, 300, 301, 404, 405, 410, 414, 501]);
+        assert_eq!(c.key_headers, vec!["content-type", "content-encoding"]);
+        assert_eq!(c.cacheable_statuses.heuristic, vec![200, 203, 204, 300, 301, 404, 405, 410, 414, 501]);
+        assert!(c.cacheable_statuses.server_errors);
+        assert_eq!(c.origin_timeout, 30);
         assert_eq!(c.credentials, CredentialMode::Bypass);
         assert_eq!((c.stale_while_revalidate, c.stale_if_error), (0, 0));
         assert_eq!(c.targeted_cache_control, "post-cache-control");
@@ -382,6 +403,13 @@ mod tests {
             (&[("origin", "http://x"), ("key_headers", "authorization")], "key_headers"),
             (&[("origin", "http://x"), ("cacheable_statuses", "200,abc")], "cacheable_statuses"),
             (&[("origin", "http://x"), ("cacheable_statuses", "200,600")], "cacheable_statuses"),
+            (&[("origin", "http://x"), ("cacheable_statuses", "200,304")], "cacheable_statuses"),
+            (&[("origin", "http://x"), ("cacheable_statuses", "100,200")], "cacheable_statuses"),
+            (&[("origin", "http://x"), ("cacheable_statuses", "199")], "cacheable_statuses"),
+            (&[("origin", "http://x"), ("cacheable_statuses", "206")], "cacheable_statuses"),
+            (&[("origin", "http://x"), ("store_server_errors", "no")], "store_server_errors"),
+            (&[("origin", "http://x"), ("origin_timeout", "599")], "origin_timeout"),
+            (&[("origin", "http://x"), ("origin_timeout", "18446744073709551615")], "origin_timeout"),
             (&[("origin", "http://x"), ("scope_by_credential", "yes")], "scope_by_credential"),
             (&[("origin", "http://x"), ("scope_by_credential", "true")], "credential_salt"),
             (&[("origin", "http://x"), ("body_format", "xml")], "body_format"),
@@ -418,7 +446,7 @@ mod tests {
             assert!(manifest.contains(&format!("\n{name} = {{ ")), "{name} not declared in [variables]");
             assert!(manifest.contains(&format!("\n{name} = \"{{{{ {name} }}}}\"")), "{name} not passed to the component");
         }
-        assert!(asked.borrow().len() >= 23, "{:?}", asked.borrow());
+        assert!(asked.borrow().len() >= 25, "{:?}", asked.borrow());
     }
 
     #[test]
@@ -479,5 +507,59 @@ mod tests {
     fn empty_key_headers_means_none() {
         let c = config(&[("origin", "http://x"), ("key_headers", "")]).unwrap();
         assert!(c.key_headers.is_empty());
+    }
+
+    #[test]
+    fn an_origin_timeout_leaves_room_for_a_live_refresh_mark() {
+        use crate::cache::mark::Mark;
+        let c = config(&[("origin", "http://x"), ("origin_timeout", "598")]).unwrap();
+        // What a stale refresh claims: the timeout and its slack.
+        let now = 1_700_000_000;
+        let mark = Mark { until: now + c.origin_timeout + 2, token: 1 };
+        assert!(mark.live(now));
+        let e = config(&[("origin", "http://x"), ("origin_timeout", "599")]).unwrap_err();
+        assert!(e.problem.contains("at most 598"), "{e}");
+    }
+
+    #[test]
+    fn statuses_that_are_never_stored_are_refused_and_5xx_can_be_refused() {
+        let e = config(&[("origin", "http://x"), ("cacheable_statuses", "200,304")]).unwrap_err();
+        assert_eq!(e.variable, "cacheable_statuses");
+        assert!(e.problem.contains("304"), "{e}");
+        let c = config(&[("origin", "http://x"), ("cacheable_statuses", "200,302"), ("store_server_errors", "false")]).unwrap();
+        assert_eq!(c.cacheable_statuses, StatusPolicy { heuristic: vec![200, 302], server_errors: false });
+    }
+
+    #[test]
+    fn rpc_methods_ending_in_a_multi_byte_character_are_read() {
+        let c = config(&[("origin", "http://x"), ("rpc_methods", "eth_é,net_ü*, ça")]).unwrap();
+        let methods = &c.protocol.rpc_methods;
+        assert!(methods.allows("eth_é") && methods.allows("net_über") && methods.allows("ça") && !methods.allows("eth_e"));
+        let e = config(&[("origin", "http://x"), ("rpc_methods", "a*é")]).unwrap_err();
+        assert_eq!(e.variable, "rpc_methods");
+    }
+
+    #[test]
+    fn the_same_bytes_with_and_without_content_encoding_get_different_keys_by_default() {
+        use crate::cache::headers::values;
+        use crate::cache::key::{derive, KeyInput};
+        let c = config(&[("origin", "http://x")]).unwrap();
+        let key = |headers: &[(String, Vec<u8>)]| {
+            let key_headers: Vec<(&str, Vec<&[u8]>)> = c.key_headers.iter().map(|n| (n.as_str(), values(headers, n))).collect();
+            derive(&KeyInput {
+                method: "POST",
+                host: "x",
+                path: "/",
+                query: "",
+                headers: &key_headers,
+                credential_scope: None,
+                body_format: 0,
+                body_digest: [7; 32],
+            })
+        };
+        let plain = vec![("content-type".to_string(), b"application/json".to_vec())];
+        let mut gzip = plain.clone();
+        gzip.push(("Content-Encoding".to_string(), b"gzip".to_vec()));
+        assert_ne!(key(&plain), key(&gzip));
     }
 }

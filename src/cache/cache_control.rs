@@ -57,19 +57,19 @@ impl CacheControl {
                     "public" => cc.public = true,
                     "only-if-cached" => cc.only_if_cached = true,
                     "no-transform" => cc.no_transform = true,
-                    "max-age" => cc.max_age = merge(cc.max_age, arg.map(delta_seconds)),
-                    "s-maxage" => cc.s_maxage = merge(cc.s_maxage, arg.map(delta_seconds)),
+                    "max-age" => cc.max_age = merge(cc.max_age, arg.map(argument)),
+                    "s-maxage" => cc.s_maxage = merge(cc.s_maxage, arg.map(argument)),
                     "must-revalidate" => cc.must_revalidate = true,
                     "proxy-revalidate" => cc.proxy_revalidate = true,
                     "stale-while-revalidate" => {
-                        cc.stale_while_revalidate = merge(cc.stale_while_revalidate, Some(arg.map_or(0, delta_seconds)))
+                        cc.stale_while_revalidate = merge(cc.stale_while_revalidate, Some(arg.map_or(0, argument)))
                     }
                     "stale-if-error" => {
-                        cc.stale_if_error = merge(cc.stale_if_error, Some(arg.map_or(0, delta_seconds)))
+                        cc.stale_if_error = merge(cc.stale_if_error, Some(arg.map_or(0, argument)))
                     }
-                    "min-fresh" => cc.min_fresh = max_of(cc.min_fresh, arg.map(delta_seconds)),
+                    "min-fresh" => cc.min_fresh = max_of(cc.min_fresh, arg.map(argument)),
                     "max-stale" => {
-                        cc.max_stale = Some(match (cc.max_stale, arg.map(delta_seconds)) {
+                        cc.max_stale = Some(match (cc.max_stale, arg.map(argument)) {
                             // Two values: the smaller accepts less.
                             (Some(MaxStale::Seconds(a)), Some(b)) => MaxStale::Seconds(a.min(b)),
                             (Some(MaxStale::Seconds(a)), None) => MaxStale::Seconds(a),
@@ -105,13 +105,25 @@ fn max_of(old: Option<u64>, new: Option<u64>) -> Option<u64> {
     }
 }
 
-/// RFC 9111 §1.2.2: a delta-seconds that cannot be parsed is invalid; one too
-/// large saturates. An invalid value counts as 0 (stale), never as "forever".
-fn delta_seconds(arg: &str) -> u64 {
-    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
-        return 0;
+/// RFC 9111 §1.2.2: "If a cache receives a delta-seconds value greater than the
+/// greatest integer it can represent, or if any of its subsequent calculations
+/// overflows, the cache MUST consider the value to be 2147483648 (2^31) or the
+/// greatest positive integer it can conveniently represent." 2^31 it is, so that
+/// `now` plus any delta cannot wrap.
+pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// `delta-seconds = 1*DIGIT` (RFC 9111 §1.2.2), at most [`MAX_DELTA_SECONDS`];
+/// `None` when it is not one (a sign, a suffix, a fraction, nothing).
+pub fn delta_seconds(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    arg.parse().unwrap_or(u64::from(u32::MAX))
+    Some(text.parse::<u64>().map_or(MAX_DELTA_SECONDS, |n| n.min(MAX_DELTA_SECONDS)))
+}
+
+/// A directive's argument: an invalid one counts as 0 (stale), never as "forever".
+fn argument(arg: &str) -> u64 {
+    delta_seconds(arg).unwrap_or(0)
 }
 
 /// Splits on commas outside quoted strings.
@@ -149,10 +161,16 @@ mod tests {
         assert_eq!(CacheControl::parse(&[b"max-age=abc"]).max_age, Some(0));
         assert_eq!(CacheControl::parse(&[b"max-age=-5"]).max_age, Some(0));
         assert_eq!(CacheControl::parse(&[b"max-age=50, max-age=10"]).max_age, Some(10));
-        assert_eq!(
-            CacheControl::parse(&[b"max-age=99999999999999999999"]).max_age,
-            Some(u64::from(u32::MAX))
-        );
+    }
+
+    #[test]
+    fn delta_seconds_past_2_to_the_31_count_as_2_to_the_31() {
+        let cc = CacheControl::parse(&[b"max-age=18446744073709551615, s-maxage=99999999999999999999, stale-if-error=2147483649"]);
+        assert_eq!((cc.max_age, cc.s_maxage, cc.stale_if_error), (Some(1 << 31), Some(1 << 31), Some(1 << 31)));
+        let request = CacheControl::parse(&[b"max-stale=18446744073709551615, min-fresh=4294967296"]);
+        assert_eq!(request.max_stale, Some(MaxStale::Seconds(1 << 31)));
+        assert_eq!(request.min_fresh, Some(1 << 31));
+        assert_eq!(CacheControl::parse(&[b"max-age=2147483647"]).max_age, Some(2_147_483_647));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! client's own `If-None-Match` / `If-Modified-Since` evaluated on a hit.
 
 use super::headers::{values, HeaderList};
-use super::policy::parse_http_date;
+use crate::http::date::parse as parse_http_date;
 
 /// Methods whose conditionals mean "answer 304 if unchanged". RFC 9110 §13.1.2
 /// (If-None-Match): "the origin server MUST respond with either a) the 304 (Not

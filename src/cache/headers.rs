@@ -5,11 +5,15 @@
 pub type HeaderList = Vec<(String, Vec<u8>)>;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones wasi:http refuses to set:
-/// building `Fields` with any of these fails the whole call.
+/// building `Fields` with any of these fails the whole call. RFC 9111 §3.1: the
+/// fields "specific to the proxy that a cache uses when forwarding a request MUST
+/// NOT be stored ... Effectively, this is limited to Proxy-Authenticate ...,
+/// Proxy-Authentication-Info ..., and Proxy-Authorization".
 const NEVER_FORWARDED: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-authenticate",
+    "proxy-authentication-info",
     "proxy-authorization",
     "proxy-connection",
     "te",
@@ -116,6 +120,26 @@ mod tests {
     fn client_headers_keep_repeats_in_order() {
         let input = h(&[("vary", "a"), ("keep-alive", "5"), ("vary", "b"), ("age", "3")]);
         assert_eq!(for_client(&input, &["age"]), h(&[("vary", "a"), ("vary", "b")]));
+    }
+
+    #[test]
+    fn fields_named_in_the_origins_connection_field_are_neither_stored_nor_relayed() {
+        // RFC 9111 §3.1: "The Connection header field and fields whose names are
+        // listed in it are required by Section 7.6.1 of [HTTP] to be removed before
+        // forwarding the message. This MAY be implemented by doing so before storage."
+        let input = h(&[
+            ("content-type", "application/json"),
+            ("Connection", "X-Hop, keep-alive"),
+            ("connection", "x-other"),
+            ("x-hop", "1"),
+            ("X-Other", "2"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authenticate", "Basic"),
+            ("Proxy-Authentication-Info", "nextnonce=\"a\""),
+            ("x-end", "3"),
+        ]);
+        let stored = for_client(&input, &["content-length", "age"]);
+        assert_eq!(stored, h(&[("content-type", "application/json"), ("x-end", "3")]));
     }
 
     #[test]

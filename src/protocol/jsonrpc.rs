@@ -59,7 +59,7 @@ impl MethodList {
     /// Parses a comma-separated list; `Err` names the bad entry.
     pub fn parse(list: &str) -> Result<Self, String> {
         let entries: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        if let Some(bad) = entries.iter().find(|e| e[..e.len() - 1].contains('*')) {
+        if let Some(bad) = entries.iter().find(|e| e.strip_suffix('*').unwrap_or(e).contains('*')) {
             return Err(format!("{bad:?}: `*` may only end an entry"));
         }
         Ok(Self(entries))
