@@ -155,9 +155,7 @@ impl NotStoredReason {
             NotStoredReason::TooLarge => "too-large",
             NotStoredReason::StoreError => "store-error",
             NotStoredReason::PersistedQuery => "persisted-query",
-            NotStoredReason::Answer(AnswerRefusal::GraphQlErrors) => "graphql-errors",
-            NotStoredReason::Answer(AnswerRefusal::RpcError) => "rpc-error",
-            NotStoredReason::Answer(AnswerRefusal::Invalid) => "invalid-answer",
+            NotStoredReason::Answer(refusal) => refusal.detail(),
         }
     }
 }
