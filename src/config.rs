@@ -34,7 +34,7 @@ pub struct Config {
     pub credential_salt: String,
     /// Label of the Spin key-value store.
     pub kv_store: String,
-    /// `body_format`, `rpc_methods`, `graphql_store_partial`.
+    /// `body_format`, `rpc_methods`, `graphql_store_partial`, `rpc_store_null`.
     pub protocol: ProtocolConfig,
     /// Seconds a stored answer may be served stale while one request refreshes it,
     /// for answers that do not say (`stale-while-revalidate`).
@@ -230,6 +230,11 @@ impl Config {
             Some("true") => true,
             Some(other) => return Err(err("graphql_store_partial", format!("must be true or false, got {other:?}"))),
         };
+        let rpc_store_null = match get("rpc_store_null")?.as_deref() {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(err("rpc_store_null", format!("must be true or false, got {other:?}"))),
+        };
         let targeted_cache_control = get("targeted_cache_control")?
             .unwrap_or_else(|| defaults::TARGETED_CACHE_CONTROL.to_string())
             .to_ascii_lowercase();
@@ -275,7 +280,7 @@ impl Config {
             credentials,
             credential_salt,
             kv_store,
-            protocol: ProtocolConfig { format, rpc_methods, graphql_store_partial },
+            protocol: ProtocolConfig { format, rpc_methods, graphql_store_partial, rpc_store_null },
             stale_while_revalidate: number("stale_while_revalidate", 0, 0)?,
             stale_if_error: number("stale_if_error", 0, 0)?,
             targeted_cache_control,
@@ -417,6 +422,7 @@ mod tests {
             (&[("origin", "http://x"), ("body_format", "jsonrpc"), ("rpc_methods", " , ")], "rpc_methods"),
             (&[("origin", "http://x"), ("rpc_methods", "eth_*x")], "rpc_methods"),
             (&[("origin", "http://x"), ("graphql_store_partial", "1")], "graphql_store_partial"),
+            (&[("origin", "http://x"), ("rpc_store_null", "yes")], "rpc_store_null"),
             (&[("origin", "http://x"), ("stale_if_error", "-1")], "stale_if_error"),
             (&[("origin", "http://x"), ("stale_while_revalidate", "1h")], "stale_while_revalidate"),
             (&[("origin", "http://x"), ("targeted_cache_control", "my field")], "targeted_cache_control"),
@@ -495,11 +501,12 @@ mod tests {
             ("body_format", "jsonrpc"),
             ("rpc_methods", "eth_chainId, net_*"),
             ("graphql_store_partial", "true"),
+            ("rpc_store_null", "true"),
         ])
         .unwrap();
         assert_eq!(c.protocol.format, BodyFormat::JsonRpc);
         assert!(c.protocol.rpc_methods.allows("net_version"));
-        assert!(c.protocol.graphql_store_partial);
+        assert!(c.protocol.graphql_store_partial && c.protocol.rpc_store_null);
         assert_eq!(config(&[("origin", "http://x"), ("body_format", "graphql")]).unwrap().protocol.format, BodyFormat::GraphQl);
     }
 

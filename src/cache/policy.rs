@@ -162,9 +162,7 @@ impl NotStoredReason {
             NotStoredReason::StoreError => "store-error",
             NotStoredReason::Superseded => "superseded",
             NotStoredReason::PersistedQuery => "persisted-query",
-            NotStoredReason::Answer(AnswerRefusal::GraphQlErrors) => "graphql-errors",
-            NotStoredReason::Answer(AnswerRefusal::RpcError) => "rpc-error",
-            NotStoredReason::Answer(AnswerRefusal::Invalid) => "invalid-answer",
+            NotStoredReason::Answer(refusal) => refusal.detail(),
         }
     }
 }

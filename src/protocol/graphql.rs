@@ -8,6 +8,11 @@
 //! so this reads tokens (§2.1) and definitions' outlines (§2.2) instead of building
 //! an AST: no recursion, bounded nesting, no allocation per selection. The
 //! `graphql_ops` fuzz target checks it against the graphql-parser crate.
+//!
+//! It also reads what GraphQL over HTTP puts around documents: parameters in a
+//! request URL, and the `data` of an answer.
+
+use super::json;
 
 /// Deepest nesting of `{`, `(` and `[` accepted.
 pub const MAX_DEPTH: usize = 128;
@@ -395,6 +400,98 @@ pub fn select<'d, 'a>(
     }
 }
 
+/// The request parameters of GraphQL over HTTP. express-graphql, and servers
+/// built the same way, read each from the URL's query before the body, for a POST
+/// too: when the URL names one, the body is not (or not all of) what runs.
+const URL_PARAMETERS: [&str; 4] = ["query", "operationName", "variables", "extensions"];
+
+/// Whether a request URL's query (the part after `?`) names any GraphQL
+/// parameter. Names are compared after percent-decoding (`%71uery` is `query`)
+/// and ignoring ASCII case (ASP.NET's query collection, under Hot Chocolate,
+/// ignores it); `&` and `;` both separate pairs. A name without a value counts:
+/// deciding which servers ignore an empty one is not worth a wrong answer.
+pub fn url_names_operation(url_query: &str) -> bool {
+    url_query.split(['&', ';']).any(|pair| {
+        let name = pair.split('=').next().unwrap_or_default();
+        // Longer names cannot decode to a parameter; skip decoding them.
+        if name.len() > 3 * "operationName".len() {
+            return false;
+        }
+        let decoded = percent_decode(name);
+        URL_PARAMETERS.iter().any(|p| decoded.eq_ignore_ascii_case(p.as_bytes()))
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name: `%XX` escapes and
+/// `+` for a space; a `%` without two hex digits stays as it is.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        match bytes[i] {
+            b'%' => match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                (Some(hi), Some(lo)) => {
+                    out.push((hi << 4) | lo);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// What a GraphQL answer's `data` holds, read from the JSON the origin sent.
+/// Shared by the decisions that read an answer after it was relayed.
+pub struct AnswerData<'n, 'a> {
+    /// The non-null `data` of each answer (one, or one per element of a batch).
+    pub data: Vec<&'n json::Node<'a>>,
+}
+
+/// Reads `data` from a GraphQL response (spec §7.1) or a batch of them; `None`
+/// when the body is not one (not JSON, not an object, a duplicated `data`).
+pub fn answer_data<'n, 'a>(root: &'n json::Node<'a>) -> Option<AnswerData<'n, 'a>> {
+    let answers: Vec<&json::Node<'a>> = match &root.value {
+        json::Value::Array(items) => items.iter().collect(),
+        json::Value::Object(_) => vec![root],
+        _ => return None,
+    };
+    let mut data = Vec::new();
+    for answer in answers {
+        let json::Value::Object(_) = answer.value else { return None };
+        match answer.value.member("data").ok()? {
+            None | Some(json::Node { value: json::Value::Null, .. }) => {}
+            Some(node) => data.push(node),
+        }
+    }
+    Some(AnswerData { data })
+}
+
+/// Whether a mutation may have changed something, judged from the answer it got.
+///
+/// GraphQL spec (October 2021) §7.1, Data: "If an error was raised before
+/// execution begins, the data entry should not be present in the result. If an
+/// error was raised during the execution that prevented a valid response, the
+/// data entry in the response should be null."
+///
+/// So only a non-null `data` shows that the mutation ran. An answer that was not
+/// read (`None`: over the capture bound, compressed, broken) or is not a GraphQL
+/// response counts as having run: invalidating too much is the safe side.
+pub fn mutation_ran(answer: Option<&[u8]>) -> bool {
+    let Some(body) = answer else { return true };
+    let Ok(root) = json::parse(body) else { return true };
+    match answer_data(&root) {
+        Some(read) => !read.data.is_empty(),
+        None => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,6 +632,42 @@ mod tests {
             assert!(read(bad).is_err(), "{bad}");
         }
         assert_eq!(read("").unwrap().operations, []);
+    }
+
+    #[test]
+    fn graphql_parameters_in_a_url_are_found_however_they_are_spelled() {
+        for named in [
+            "query=%7Ba%7D",
+            "x=1&operationName=Q",
+            "variables=%7B%7D&x=1",
+            "x=1;extensions=",
+            "%71uery=mutation",
+            "%6F%70%65%72%61%74%69%6F%6E%4E%61%6D%65=Q",
+            "QUERY=x",
+            "query",
+            "a=b&&query=",
+        ] {
+            assert!(url_names_operation(named), "{named}");
+        }
+        for plain in ["", "x=1", "queryx=1", "q=query", "query%=1", "query+=1", "%7=query", "x=query=1", "oper%61tionNam=1"] {
+            assert!(!url_names_operation(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn only_an_answer_with_data_shows_a_mutation_ran() {
+        let ran = |body: &str| mutation_ran(Some(body.as_bytes()));
+        assert!(ran(r#"{"data":{"addItem":{"id":1}}}"#));
+        assert!(ran(r#"{"data":{"addItem":null},"errors":[{"message":"x"}]}"#), "partial data");
+        assert!(!ran(r#"{"errors":[{"message":"boom"}],"data":null}"#));
+        assert!(!ran(r#"{"errors":[{"message":"not valid"}]}"#), "refused before execution");
+        assert!(!ran(r#"[{"data":null,"errors":[{}]},{"errors":[{}]}]"#));
+        assert!(ran(r#"[{"data":null,"errors":[{}]},{"data":{"b":1}}]"#), "one element of a batch ran");
+        // What cannot be read counts as a mutation that ran.
+        assert!(mutation_ran(None), "not captured");
+        for unread in ["<html>", r#""data""#, r#"{"data":null,"data":{}}"#, "[1]", "\u{1f}\u{8b}"] {
+            assert!(ran(unread), "{unread}");
+        }
     }
 
     #[test]

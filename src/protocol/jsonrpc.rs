@@ -38,6 +38,8 @@ pub enum RpcRefusal {
 pub enum AnswerRefusal {
     /// A call was answered with `error`.
     Error,
+    /// A call was answered with `result: null`, and null results are not kept.
+    Null,
     /// Not a JSON-RPC answer to exactly these calls (ids missing, unknown or repeated).
     Mismatch,
 }
@@ -142,9 +144,16 @@ fn id_key(body: &[u8], id: &Node<'_>) -> Vec<u8> {
     }
 }
 
-/// Checks that `answer` answers exactly the calls of `request` without an error,
-/// and returns where each id sits, in body order.
-pub fn check_answer(request: &RpcRequest, answer: &[u8]) -> Result<Vec<IdSlot>, AnswerRefusal> {
+/// Checks that `answer` answers exactly the calls of `request` without an error
+/// (and, unless `store_null`, without a `null` result), and returns where each id
+/// sits, in body order.
+///
+/// A `null` result is how Ethereum nodes say "not there yet" (a receipt or a
+/// transaction before it is mined, a block past the tip): the same call answers
+/// otherwise a few seconds later, so keeping it for a TTL serves a wrong answer.
+/// One such call in a batch keeps the whole batch out: it is stored as one entry.
+/// Errors and mismatches are reported before a null.
+pub fn check_answer(request: &RpcRequest, answer: &[u8], store_null: bool) -> Result<Vec<IdSlot>, AnswerRefusal> {
     let root = json::parse(answer).map_err(|_| AnswerRefusal::Mismatch)?;
     let responses: Vec<&Node<'_>> = match (&root.value, request.batch) {
         (Value::Array(items), true) => items.iter().collect(),
@@ -159,6 +168,7 @@ pub fn check_answer(request: &RpcRequest, answer: &[u8]) -> Result<Vec<IdSlot>, 
         return Err(AnswerRefusal::Mismatch);
     }
     let mut answered = vec![false; request.ids.len()];
+    let mut null = false;
     let mut slots = Vec::with_capacity(responses.len());
     for response in responses {
         let member = |name| response.value.member(name).map_err(|_| AnswerRefusal::Mismatch);
@@ -168,8 +178,10 @@ pub fn check_answer(request: &RpcRequest, answer: &[u8]) -> Result<Vec<IdSlot>, 
         if member("error")?.is_some() {
             return Err(AnswerRefusal::Error);
         }
-        if member("result")?.is_none() {
-            return Err(AnswerRefusal::Mismatch);
+        match member("result")? {
+            None => return Err(AnswerRefusal::Mismatch),
+            Some(Node { value: Value::Null, .. }) => null = true,
+            Some(_) => {}
         }
         let id = member("id")?.ok_or(AnswerRefusal::Mismatch)?;
         let key = id_key(answer, id);
@@ -180,6 +192,9 @@ pub fn check_answer(request: &RpcRequest, answer: &[u8]) -> Result<Vec<IdSlot>, 
         let offset = u32::try_from(id.start).map_err(|_| AnswerRefusal::Mismatch)?;
         let len = u32::try_from(id.end - id.start).map_err(|_| AnswerRefusal::Mismatch)?;
         slots.push(IdSlot { offset, len, call: call as u32 });
+    }
+    if null && !store_null {
+        return Err(AnswerRefusal::Null);
     }
     slots.sort_by_key(|s| s.offset);
     Ok(slots)
@@ -357,7 +372,7 @@ mod tests {
     fn a_single_answer_gets_the_next_callers_id() {
         let request = read(r#"{"jsonrpc":"2.0","id":17,"method":"eth_chainId"}"#).unwrap();
         let answer = br#"{"jsonrpc":"2.0","id":17,"result":"0x1"}"#;
-        let slots = check_answer(&request, answer).unwrap();
+        let slots = check_answer(&request, answer, false).unwrap();
         assert_eq!(slots, [IdSlot { offset: 22, len: 2, call: 0 }]);
         let next = read(r#"{"jsonrpc":"2.0","id":"req-18","method":"eth_chainId"}"#).unwrap();
         let replay = splice_ids(answer, &slots, &next.ids).unwrap();
@@ -371,7 +386,7 @@ mod tests {
         )
         .unwrap();
         let answer = br#"[{"jsonrpc":"2.0","id":"two","result":"1"},{"jsonrpc":"2.0","id":1,"result":"0x1"}]"#;
-        let slots = check_answer(&request, answer).unwrap();
+        let slots = check_answer(&request, answer, false).unwrap();
         assert_eq!(slots.iter().map(|s| s.call).collect::<Vec<_>>(), [1, 0]);
         let next = read(
             r#"[{"jsonrpc":"2.0","id":null,"method":"eth_chainId"},{"jsonrpc":"2.0","id":42,"method":"net_version"}]"#,
@@ -398,8 +413,34 @@ mod tests {
             (&batch, r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600}}"#, AnswerRefusal::Error),
         ];
         for (request, answer, want) in cases {
-            assert_eq!(check_answer(request, answer.as_bytes()), Err(*want), "{answer}");
+            assert_eq!(check_answer(request, answer.as_bytes(), false), Err(*want), "{answer}");
         }
+    }
+
+    #[test]
+    fn a_null_result_is_not_stored_unless_allowed_but_empty_values_are() {
+        let single = read(r#"{"jsonrpc":"2.0","id":1,"method":"eth_call"}"#).unwrap();
+        let pending = br#"{"jsonrpc":"2.0","id":1,"result":null}"#;
+        assert_eq!(check_answer(&single, pending, false), Err(AnswerRefusal::Null));
+        assert_eq!(check_answer(&single, pending, true).unwrap().len(), 1);
+        // `[]` (no logs in a range) and `"0x"` (the code of an account without
+        // any) are what the method computed, not absence: stored.
+        for value in [r#"[]"#, r#""0x""#, r#"{}"#, r#""""#, "0", "false"] {
+            let answer = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{value}}}"#);
+            assert!(check_answer(&single, answer.as_bytes(), false).is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn one_null_result_keeps_a_whole_batch_out_and_errors_are_told_first() {
+        let batch = read(r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":2,"method":"eth_call"}]"#).unwrap();
+        let one_null = br#"[{"jsonrpc":"2.0","id":1,"result":"0x1"},{"jsonrpc":"2.0","id":2,"result":null}]"#;
+        assert_eq!(check_answer(&batch, one_null, false), Err(AnswerRefusal::Null));
+        assert_eq!(check_answer(&batch, one_null, true).unwrap().len(), 2);
+        let null_then_error = br#"[{"jsonrpc":"2.0","id":1,"result":null},{"jsonrpc":"2.0","id":2,"error":{"code":1}}]"#;
+        assert_eq!(check_answer(&batch, null_then_error, false), Err(AnswerRefusal::Error));
+        let null_then_stranger = br#"[{"jsonrpc":"2.0","id":1,"result":null},{"jsonrpc":"2.0","id":3,"result":"0x1"}]"#;
+        assert_eq!(check_answer(&batch, null_then_stranger, false), Err(AnswerRefusal::Mismatch));
     }
 
     #[test]

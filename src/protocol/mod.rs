@@ -58,11 +58,13 @@ pub struct ProtocolConfig {
     pub rpc_methods: MethodList,
     /// `graphql_store_partial`: store answers that carry `errors` beside non-null `data`.
     pub graphql_store_partial: bool,
+    /// `rpc_store_null`: store JSON-RPC answers whose `result` is `null`.
+    pub rpc_store_null: bool,
 }
 
 impl Default for ProtocolConfig {
     fn default() -> Self {
-        Self { format: BodyFormat::Raw, rpc_methods: MethodList::default(), graphql_store_partial: false }
+        Self { format: BodyFormat::Raw, rpc_methods: MethodList::default(), graphql_store_partial: false, rpc_store_null: false }
     }
 }
 
@@ -93,6 +95,10 @@ pub enum ProtocolBypass {
     RpcMethod,
     /// A JSON-RPC notification (no `id`).
     Notification,
+    /// A GraphQL POST whose URL query names `query`, `operationName`,
+    /// `variables` or `extensions`: common servers (express-graphql and others)
+    /// run those instead of the body's, so the body tells nothing.
+    UrlParams,
 }
 
 impl ProtocolBypass {
@@ -103,7 +109,14 @@ impl ProtocolBypass {
             Self::PersistedQuery => "persisted-query",
             Self::RpcMethod => "rpc-method",
             Self::Notification => "notification",
+            Self::UrlParams => "url-params",
         }
+    }
+
+    /// Whether the request may run a GraphQL mutation: a mutation, or an
+    /// operation in the URL that was never read.
+    pub fn may_mutate(self) -> bool {
+        matches!(self, Self::Mutation | Self::UrlParams)
     }
 }
 
@@ -135,14 +148,30 @@ pub struct Persisted {
 pub enum AnswerRefusal {
     GraphQlErrors,
     RpcError,
+    /// A JSON-RPC `result` of `null` (in any call of a batch): "not there yet"
+    /// (a receipt before its transaction is mined), kept only with `rpc_store_null`.
+    RpcEmpty,
     /// Not an answer in the protocol's shape (not JSON, ids that do not match).
     Invalid,
 }
 
-/// Decides how a request body is keyed. `content_type` is the request's first
-/// `Content-Type` value; `no_transform` is the request's `Cache-Control: no-transform`.
+impl AnswerRefusal {
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::GraphQlErrors => "graphql-errors",
+            Self::RpcError => "rpc-error",
+            Self::RpcEmpty => "rpc-empty",
+            Self::Invalid => "invalid-answer",
+        }
+    }
+}
+
+/// Decides how a request body is keyed. `url_query` is the request URL's query
+/// (after `?`, "" for none); `content_type` is the request's first `Content-Type`
+/// value; `no_transform` is the request's `Cache-Control: no-transform`.
 pub fn key_request(
     config: &ProtocolConfig,
+    url_query: &str,
     content_type: Option<&[u8]>,
     no_transform: bool,
     body: &[u8],
@@ -159,6 +188,8 @@ pub fn key_request(
                 Err(_) => Keying::Raw,
             }
         }
+        // The body is not what such a server runs: neither key nor store it.
+        BodyFormat::GraphQl if graphql::url_names_operation(url_query) => Keying::Bypass(ProtocolBypass::UrlParams),
         BodyFormat::GraphQl => graphql_request(&media, body),
         BodyFormat::JsonRpc => {
             if !(media.is_empty() || is_json(&media)) {
@@ -340,8 +371,9 @@ pub fn check_answer(config: &ProtocolConfig, check: &AnswerCheck, body: &[u8]) -
             }
             Ok(Vec::new())
         }
-        AnswerCheck::JsonRpc(request) => jsonrpc::check_answer(request, body).map_err(|e| match e {
+        AnswerCheck::JsonRpc(request) => jsonrpc::check_answer(request, body, config.rpc_store_null).map_err(|e| match e {
             jsonrpc::AnswerRefusal::Error => AnswerRefusal::RpcError,
+            jsonrpc::AnswerRefusal::Null => AnswerRefusal::RpcEmpty,
             jsonrpc::AnswerRefusal::Mismatch => AnswerRefusal::Invalid,
         }),
     }

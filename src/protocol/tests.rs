@@ -7,20 +7,21 @@ fn config(format: BodyFormat) -> ProtocolConfig {
         format,
         rpc_methods: MethodList::parse("eth_chainId,eth_call,net_*").unwrap(),
         graphql_store_partial: false,
+        rpc_store_null: false,
     }
 }
 
 const JSON: Option<&[u8]> = Some(b"application/json");
 
 fn material(format: BodyFormat, content_type: Option<&[u8]>, body: &str) -> Vec<u8> {
-    match key_request(&config(format), content_type, false, body.as_bytes()) {
+    match key_request(&config(format), "", content_type, false, body.as_bytes()) {
         Keying::Canonical { material, .. } => material,
         other => panic!("{body}: {other:?}"),
     }
 }
 
 fn bypass(format: BodyFormat, content_type: Option<&[u8]>, body: &str) -> ProtocolBypass {
-    match key_request(&config(format), content_type, false, body.as_bytes()) {
+    match key_request(&config(format), "", content_type, false, body.as_bytes()) {
         Keying::Bypass(reason) => reason,
         other => panic!("{body}: {other:?}"),
     }
@@ -28,7 +29,7 @@ fn bypass(format: BodyFormat, content_type: Option<&[u8]>, body: &str) -> Protoc
 
 #[test]
 fn raw_mode_never_parses() {
-    assert_eq!(key_request(&config(BodyFormat::Raw), JSON, false, b"{\"a\":1}"), Keying::Raw);
+    assert_eq!(key_request(&config(BodyFormat::Raw), "", JSON, false, b"{\"a\":1}"), Keying::Raw);
 }
 
 #[test]
@@ -42,7 +43,7 @@ fn json_mode_keys_whitespace_and_order_variants_alike() {
 #[test]
 fn json_mode_falls_back_to_raw_for_other_bodies() {
     let cfg = config(BodyFormat::Json);
-    let raw = |ct: Option<&[u8]>, no_transform: bool, body: &[u8]| key_request(&cfg, ct, no_transform, body);
+    let raw = |ct: Option<&[u8]>, no_transform: bool, body: &[u8]| key_request(&cfg, "", ct, no_transform, body);
     assert_eq!(raw(Some(b"text/plain"), false, b"{}"), Keying::Raw);
     assert_eq!(raw(None, false, b"{}"), Keying::Raw);
     assert_eq!(raw(JSON, true, b"{}"), Keying::Raw, "no-transform");
@@ -162,7 +163,7 @@ fn sha256_hex(s: &str) -> String {
 fn persisted_queries_share_one_key_with_and_without_their_document() {
     let doc = "query Q($a: Int) { item(id: $a) { id } }";
     let hash = sha256_hex(doc);
-    let keyed = |body: &str| match key_request(&config(BodyFormat::GraphQl), JSON, false, body.as_bytes()) {
+    let keyed = |body: &str| match key_request(&config(BodyFormat::GraphQl), "", JSON, false, body.as_bytes()) {
         Keying::Canonical { material, check: AnswerCheck::GraphQl { persisted: Some(p), .. } } => (material, p),
         other => panic!("{body}: {other:?}"),
     };
@@ -225,7 +226,7 @@ fn jsonrpc_mode_reports_each_refusal() {
 #[test]
 fn jsonrpc_answers_are_checked_against_their_calls() {
     let cfg = config(BodyFormat::JsonRpc);
-    let Keying::Canonical { check, .. } = key_request(&cfg, JSON, false, br#"{"jsonrpc":"2.0","id":7,"method":"eth_chainId"}"#) else {
+    let Keying::Canonical { check, .. } = key_request(&cfg, "", JSON, false, br#"{"jsonrpc":"2.0","id":7,"method":"eth_chainId"}"#) else {
         panic!()
     };
     assert_eq!(check_answer(&cfg, &check, br#"{"jsonrpc":"2.0","id":7,"result":"0x1"}"#).unwrap().len(), 1);
@@ -244,4 +245,35 @@ fn format_names_parse_and_tags_differ() {
     tags.dedup();
     assert_eq!(tags.len(), 4);
     assert_eq!(BodyFormat::parse("GraphQL"), None);
+}
+
+#[test]
+fn a_graphql_request_with_parameters_in_its_url_goes_around_the_cache() {
+    let cfg = config(BodyFormat::GraphQl);
+    let query = gql("{ me { id } }");
+    let keyed = |url_query: &str, ct: Option<&[u8]>, body: &str| key_request(&cfg, url_query, ct, false, body.as_bytes());
+    assert!(matches!(keyed("page=2", JSON, &query), Keying::Canonical { .. }));
+    // express-graphql runs the URL's `query` (here a mutation), not the body's.
+    for url_query in ["query=mutation%7Bx%7D", "operationName=M", "%71uery=x", "variables=%7B%7D", "a=1&extensions="] {
+        assert_eq!(keyed(url_query, JSON, &query), Keying::Bypass(ProtocolBypass::UrlParams), "{url_query}");
+        assert_eq!(keyed(url_query, Some(b"application/graphql"), "{ me { id } }"), Keying::Bypass(ProtocolBypass::UrlParams));
+    }
+    assert_eq!(ProtocolBypass::UrlParams.detail(), "url-params");
+    assert!(ProtocolBypass::UrlParams.may_mutate() && ProtocolBypass::Mutation.may_mutate());
+    assert!(!ProtocolBypass::Unparsable.may_mutate());
+    // Other formats do not read GraphQL parameters.
+    assert!(matches!(key_request(&config(BodyFormat::Json), "query=x", JSON, false, query.as_bytes()), Keying::Canonical { .. }));
+}
+
+#[test]
+fn a_jsonrpc_null_result_is_not_stored_unless_rpc_store_null() {
+    let mut cfg = config(BodyFormat::JsonRpc);
+    let Keying::Canonical { check, .. } = key_request(&cfg, "", JSON, false, br#"{"jsonrpc":"2.0","id":7,"method":"eth_call"}"#) else {
+        panic!()
+    };
+    let pending = br#"{"jsonrpc":"2.0","id":7,"result":null}"#;
+    assert_eq!(check_answer(&cfg, &check, pending), Err(AnswerRefusal::RpcEmpty));
+    assert_eq!(AnswerRefusal::RpcEmpty.detail(), "rpc-empty");
+    cfg.rpc_store_null = true;
+    assert_eq!(check_answer(&cfg, &check, pending).unwrap().len(), 1);
 }

@@ -13,7 +13,16 @@ use crate::origin::{Origin, OriginError, OriginRequest, OriginResponse, Outbound
 pub struct Answered {
     pub status: u16,
     pub locations: HeaderList,
+    /// The answer's body, when the caller asked to read it ([`buffered_reading`])
+    /// and it arrived whole, unencoded and within [`ANSWER_CAPTURE_BYTES`].
+    pub body: Option<Vec<u8>>,
 }
+
+/// The most of a relayed answer kept to be read once the client has it (a
+/// GraphQL mutation's answer, to tell whether it ran). Mutation answers are
+/// small; a larger one is relayed in full all the same, but not kept, and
+/// [`Answered::body`] is `None`: the caller decides without it.
+pub const ANSWER_CAPTURE_BYTES: usize = 1 << 20;
 
 fn answered<B>(response: &OriginResponse<B>) -> Answered {
     let locations = response
@@ -22,7 +31,7 @@ fn answered<B>(response: &OriginResponse<B>) -> Answered {
         .filter(|(n, _)| n.eq_ignore_ascii_case("location") || n.eq_ignore_ascii_case("content-location"))
         .cloned()
         .collect();
-    Answered { status: response.status, locations }
+    Answered { status: response.status, locations, body: None }
 }
 
 /// Forwards a request around the cache, streaming both bodies; `prefix` is what
@@ -57,7 +66,7 @@ pub async fn streaming<B: BodySource, O: Origin>(
     } else {
         origin.send(head, OutboundBody::Streamed { prefix: &ahead, rest: &mut request.body }).await
     };
-    relay_around(config, response, client, outcome).await
+    relay_around(config, response, client, outcome, false).await
 }
 
 /// Forwards a fully read request and relays the answer without storing it.
@@ -69,28 +78,90 @@ pub async fn buffered<B: BodySource, O: Origin>(
     client: impl Client,
     outcome: Outcome,
 ) -> Option<Answered> {
-    let response = send(config, request, body, origin, false, Conditionals::Client).await;
-    relay_around(config, response, client, outcome).await
+    exchange(config, request, body, origin, client, outcome, false).await
+}
+
+/// [`buffered`], keeping the answer's body to be read once the client has it
+/// ([`Answered::body`]). The origin is asked for it unencoded, as on a miss:
+/// a compressed answer could not be read.
+pub async fn buffered_reading<B: BodySource, O: Origin>(
+    config: &Config,
+    request: &ClientRequest<B>,
+    body: &[u8],
+    origin: &O,
+    client: impl Client,
+    outcome: Outcome,
+) -> Option<Answered> {
+    exchange(config, request, body, origin, client, outcome, true).await
+}
+
+/// Sends a request around the cache and relays the answer.
+async fn exchange<B: BodySource, O: Origin>(
+    config: &Config,
+    request: &ClientRequest<B>,
+    body: &[u8],
+    origin: &O,
+    client: impl Client,
+    outcome: Outcome,
+    read: bool,
+) -> Option<Answered> {
+    let response = send(config, request, body, origin, read, Conditionals::Client).await;
+    relay_around(config, response, client, outcome, read).await
 }
 
 /// Relays what the origin answered a request that went around the cache, or
-/// the proxy's own error; says what was answered.
+/// the proxy's own error; says what was answered, with its body if `read`.
 async fn relay_around<B: BodySource>(
     config: &Config,
     response: Result<OriginResponse<B>, OriginError>,
     client: impl Client,
     outcome: Outcome,
+    read: bool,
 ) -> Option<Answered> {
     match response {
         Ok(response) => {
-            let answered = answered(&response);
-            relay(config, response, client, outcome, &[]).await;
+            let mut answered = answered(&response);
+            // An encoded answer is relayed as it is, and not read.
+            let encoded = headers::values(&response.headers, "content-encoding")
+                .iter()
+                .any(|v| !String::from_utf8_lossy(v).trim().eq_ignore_ascii_case("identity"));
+            let mut capture = (read && !encoded).then(Capture::default);
+            relay_capturing(config, response, client, outcome, &[], capture.as_mut()).await;
+            answered.body = capture.and_then(Capture::into_body);
             Some(answered)
         }
         Err(e) => {
             origin_failed(config, client, Fwd::Bypass, e).await;
             None
         }
+    }
+}
+
+/// The body of an answer as it is relayed, kept up to [`ANSWER_CAPTURE_BYTES`].
+#[derive(Default)]
+struct Capture {
+    bytes: Vec<u8>,
+    /// More than the bound arrived: what was kept is dropped.
+    over: bool,
+    /// The body was read to its end.
+    whole: bool,
+}
+
+impl Capture {
+    fn keep(&mut self, piece: &[u8]) {
+        if self.over {
+            return;
+        }
+        if self.bytes.len() + piece.len() > ANSWER_CAPTURE_BYTES {
+            self.over = true;
+            self.bytes = Vec::new();
+            return;
+        }
+        self.bytes.extend_from_slice(piece);
+    }
+
+    fn into_body(self) -> Option<Vec<u8>> {
+        (self.whole && !self.over).then_some(self.bytes)
     }
 }
 
@@ -144,16 +215,35 @@ pub const READ_AHEAD: usize = 64 * 1024;
 /// Targeted cache-control fields (RFC 9213) were for this cache and stay here.
 pub async fn relay<B: BodySource>(
     config: &Config,
-    mut response: OriginResponse<B>,
+    response: OriginResponse<B>,
     client: impl Client,
     outcome: Outcome,
     prefix: &[u8],
 ) {
+    relay_capturing(config, response, client, outcome, prefix, None).await
+}
+
+/// [`relay`], copying each piece into `capture` as it goes out: the client
+/// waits for nothing more than without it.
+async fn relay_capturing<B: BodySource>(
+    config: &Config,
+    mut response: OriginResponse<B>,
+    client: impl Client,
+    outcome: Outcome,
+    prefix: &[u8],
+    mut capture: Option<&mut Capture>,
+) {
     let mut head = headers::for_client(&response.headers, &config.targeted_fields());
     push_status(&mut head, outcome);
     let (ahead, ended) = read_ahead(&mut response.body, prefix).await;
+    if let Some(c) = capture.as_deref_mut() {
+        c.keep(&ahead);
+    }
     let failed = match ended {
         Ok(true) => {
+            if let Some(c) = capture {
+                c.whole = true;
+            }
             // All of it: one piece, with its exact length when the origin sent
             // it chunked (an empty body may answer a HEAD: no length then).
             if !ahead.is_empty() && !headers::has(&head, "content-length") {
@@ -172,7 +262,16 @@ pub async fn relay<B: BodySource>(
         if let Some(e) = failed {
             return Err(e);
         }
-        pump(&mut response.body, &mut sink).await?;
+        match capture {
+            None => pump(&mut response.body, &mut sink).await?,
+            Some(c) => {
+                while let Some(chunk) = response.body.next_chunk().await? {
+                    c.keep(&chunk);
+                    sink.write(&chunk).await?;
+                }
+                c.whole = true;
+            }
+        }
         sink.finish()
     };
     report(result.await);

@@ -67,7 +67,8 @@ pub async fn read_and_key<B: BodySource>(
         Some(h) => (BodyFormat::Raw.tag(), h.finalize().into(), AnswerCheck::Nothing),
         None => {
             let content_type = headers::values(&request.headers, "content-type").first().copied();
-            match protocol::key_request(&config.protocol, content_type, no_transform, &body) {
+            let url_query = request.path_with_query.split_once('?').map_or("", |(_, q)| q);
+            match protocol::key_request(&config.protocol, url_query, content_type, no_transform, &body) {
                 Keying::Raw => (BodyFormat::Raw.tag(), Sha256::digest(&body).into(), AnswerCheck::Nothing),
                 Keying::Canonical { material, check } => (format.tag(), Sha256::digest(&material).into(), check),
                 Keying::Bypass(reason) => return Err(NotKeyed::Bypass(body, reason)),

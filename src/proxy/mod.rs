@@ -122,12 +122,17 @@ pub async fn handle<B, S, O, C, R>(
         }
         Err(keying::NotKeyed::Bypass(body, reason)) => {
             let outcome = Outcome::Bypass(BypassReason::Protocol(reason));
-            let answered = forward::buffered(config, &request, &body, origin, client, outcome).await;
             // A GraphQL mutation writes behind its endpoint; forgetting every
-            // query of the endpoint is opt-in.
+            // query of the endpoint is opt-in, and only for a mutation whose
+            // answer (read as it is relayed) shows that it ran.
+            if !(reason.may_mutate() && config.invalidate_on_mutation) {
+                forward::buffered(config, &request, &body, origin, client, outcome).await;
+                return;
+            }
+            let answered = forward::buffered_reading(config, &request, &body, origin, client, outcome).await;
             if let Some(answered) = answered {
-                let mutation = reason == crate::protocol::ProtocolBypass::Mutation;
-                if mutation && config.invalidate_on_mutation && invalidation::non_error(answered.status) {
+                let ran = crate::protocol::graphql::mutation_ran(answered.body.as_deref());
+                if ran && invalidation::non_error(answered.status) {
                     invalidate::forget_urls(&request, &answered, open_store);
                 }
             }

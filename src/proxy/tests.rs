@@ -422,3 +422,5 @@ mod admin;
 mod segments;
 #[path = "tests/hardening.rs"]
 mod hardening;
+#[path = "tests/protocol.rs"]
+mod protocol;
