@@ -61,11 +61,26 @@ pub fn valid_dictionary(line: &[u8]) -> bool {
                 // Parameters may be preceded by spaces; the member itself may not.
                 let part = if i == 0 { *part } else { part.trim_start_matches(' ') };
                 match part.split_once('=') {
+                    Some((key, item)) if i == 0 && DELTA_DIRECTIVES.contains(&key) => valid_key(key) && is_integer(item),
                     Some((key, item)) => valid_key(key) && valid_bare_item(item),
                     None => valid_key(part),
                 }
             })
     })
+}
+
+/// The directives whose value RFC 9111 §5.2 defines as delta-seconds, which a
+/// targeted field carries as Integers. RFC 9213 §2.1: "Implementations SHOULD
+/// NOT consume values that violate these inferred constraints." A quoted
+/// `max-age="60"` is a String: the whole field is then ignored, as when it
+/// does not parse, so the field it was meant to override (`Cache-Control:
+/// no-store`, say) governs again rather than nothing.
+const DELTA_DIRECTIVES: [&str; 4] = ["max-age", "s-maxage", "stale-while-revalidate", "stale-if-error"];
+
+/// RFC 8941 §3.3.1: `sf-integer = ["-"] 1*15DIGIT`.
+fn is_integer(item: &str) -> bool {
+    let digits = item.strip_prefix('-').unwrap_or(item);
+    (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn split_outside_quotes(text: &str, separator: char) -> Vec<&str> {
@@ -170,7 +185,7 @@ mod tests {
 
     #[test]
     fn an_invalid_or_empty_targeted_field_is_ignored() {
-        for bad in ["", "   ", "Max-Age=60", "max-age=60,", "max-age=\"60", "max-age=1.2345", "max-age=@"] {
+        for bad in ["", "   ", "Max-Age=60", "max-age=60,", "max-age=\"60", "max-age=1.2345", "max-age=@", "max-age=\"60\"", "s-maxage=6.0", "max-age=tok"] {
             let headers = h(&[("cache-control", "max-age=7"), ("cdn-cache-control", bad)]);
             let g = governing(&headers, OWN);
             assert_eq!(g.cc.max_age, Some(7), "{bad:?} should be ignored");
