@@ -44,7 +44,8 @@ pub struct HostConfig {
     pub key_value_stores: Vec<String>,
     /// Labels the runtime defines (runtime-config.toml); `default` always.
     pub defined_stores: Vec<String>,
-    /// Hosted Spin caps values at 1 MB; `None` behaves like local SQLite.
+    /// Hosted Spin caps values at 1 MB (the default here); `None` behaves
+    /// like local SQLite or Redis, which have no cap.
     pub kv_max_value_bytes: Option<usize>,
     /// Guest linear memory limit per instance.
     pub max_memory_bytes: usize,
@@ -64,7 +65,7 @@ impl Default for HostConfig {
             allowed_outbound_hosts: Vec::new(),
             key_value_stores: vec!["default".into()],
             defined_stores: vec!["default".into()],
-            kv_max_value_bytes: None,
+            kv_max_value_bytes: Some(crate::kv::HOSTED_MAX_VALUE_BYTES),
             max_memory_bytes: 256 << 20,
             listen: "127.0.0.1:0".parse().unwrap(),
             tcp_nodelay: false,
