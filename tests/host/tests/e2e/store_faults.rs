@@ -272,6 +272,6 @@ async fn a_store_that_drops_keys_at_random_never_gives_a_wrong_answer_nor_a_trun
     );
     // The workload reached what it is about.
     assert!(heads > 0 && first_segments > 0 && later_segments > 0 && markers > 0, "too few evictions of each kind");
-    assert!(hits > 50 && misses > 20, "{hits} hits, {misses} misses");
+    assert!(hits > 50 && misses > 10, "{hits} hits, {misses} misses");
     assert_eq!(s.host.stats.failures.load(Ordering::SeqCst), 0);
 }
