@@ -28,6 +28,10 @@ pub struct KvData {
     pub ops: KvOps,
     /// Each call's key and what it found, while switched on.
     pub journal: KvJournal,
+    /// Where the data lives when not in `stores` (which then only lists the
+    /// labels): SQLite, as `spin up` keeps it. Eviction and `corrupt_all` work
+    /// on the in-memory data only.
+    sqlite: Option<crate::kv_sqlite::Sqlite>,
 }
 
 /// Faults switchable while the host runs.
@@ -172,6 +176,21 @@ impl KvData {
             faults: KvFaults::default(),
             ops: KvOps::default(),
             journal: KvJournal::default(),
+            sqlite: None,
+        }
+    }
+
+    /// The same, with the data in a SQLite database at `path` (Spin's table).
+    pub fn new_sqlite(labels: &[&str], max_value_bytes: Option<usize>, path: &std::path::Path) -> Self {
+        let sqlite = crate::kv_sqlite::Sqlite::open(path).expect("a SQLite database");
+        Self { sqlite: Some(sqlite), ..Self::new(labels, max_value_bytes) }
+    }
+
+    /// Many values at once (one transaction in SQLite): filling a store.
+    pub fn insert_many(&self, label: &str, entries: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        match &self.sqlite {
+            Some(db) => db.insert_many(label, entries),
+            None => entries.into_iter().for_each(|(k, v)| self.insert(label, &k, v)),
         }
     }
 
@@ -217,20 +236,32 @@ impl KvData {
     }
 
     pub fn get(&self, label: &str, key: &str) -> Option<Vec<u8>> {
+        if let Some(db) = &self.sqlite {
+            return db.get(label, key);
+        }
         self.stores.lock().unwrap().get(label)?.get(key).cloned()
     }
 
     pub fn keys(&self, label: &str) -> Vec<String> {
+        if let Some(db) = &self.sqlite {
+            return db.keys(label);
+        }
         let stores = self.stores.lock().unwrap();
         stores.get(label).map(|s| s.keys().cloned().collect()).unwrap_or_default()
     }
 
     pub fn insert(&self, label: &str, key: &str, value: Vec<u8>) {
+        if let Some(db) = &self.sqlite {
+            return db.insert(label, key, &value);
+        }
         let mut stores = self.stores.lock().unwrap();
         stores.get_mut(label).expect("label defined").insert(key.to_string(), value);
     }
 
     pub fn remove(&self, label: &str, key: &str) -> Option<Vec<u8>> {
+        if let Some(db) = &self.sqlite {
+            return db.remove(label, key);
+        }
         self.stores.lock().unwrap().get_mut(label)?.remove(key)
     }
 
@@ -338,9 +369,7 @@ impl HostStore for RequestState {
         let label = self.label(&store)?;
         check_key(&key)?;
         self.kv.data.maybe_evict(&label);
-        if let Some(s) = self.kv.data.stores.lock().unwrap().get_mut(&label) {
-            s.remove(&key);
-        }
+        self.kv.data.remove(&label, &key);
         self.kv.data.journal.record("delete", &key, true);
         Ok(())
     }
