@@ -7,6 +7,7 @@
 pub mod build;
 pub mod client;
 pub mod kv;
+pub mod kv_sqlite;
 pub mod listen;
 pub mod manifest;
 pub mod origin;

@@ -292,9 +292,23 @@ async fn answer(
     };
     if fault.reset_mid_body > 0 {
         // The promised length, half the bytes: hyper closes the connection when
-        // the body ends short, as a crashing origin would.
+        // the body ends short, as a crashing origin would. A stream, not a
+        // `Full` body: hyper frames by the header only when the body's own
+        // length is unknown (with a known one it would refuse the mismatch
+        // before sending the head, and the break would never be mid-body).
+        // The end waits a moment, so that what was sent is flushed first.
         let half = Bytes::from(payload[..payload.len() / 2].to_vec());
-        let response = builder.header("content-length", payload.len().to_string()).body(Full::new(half).boxed());
+        let body = futures::stream::unfold(Some(half), |half| async move {
+            match half {
+                Some(half) => Some((Ok::<_, Infallible>(Frame::data(half)), None)),
+                None => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    None
+                }
+            }
+        });
+        let body = StreamBody::new(body).boxed();
+        let response = builder.header("content-length", payload.len().to_string()).body(body);
         return Ok(response.expect("valid response"));
     }
     let body: Body = if params.get("chunked").is_some() {

@@ -44,8 +44,12 @@ pub struct HostConfig {
     pub key_value_stores: Vec<String>,
     /// Labels the runtime defines (runtime-config.toml); `default` always.
     pub defined_stores: Vec<String>,
-    /// Hosted Spin caps values at 1 MB; `None` behaves like local SQLite.
+    /// Hosted Spin caps values at 1 MB (the default here); `None` behaves
+    /// like local SQLite or Redis, which have no cap.
     pub kv_max_value_bytes: Option<usize>,
+    /// Keep the key-value data in a SQLite database at this path, as `spin up`
+    /// does; `None` keeps it in memory (where a lookup costs the same at any size).
+    pub kv_sqlite: Option<std::path::PathBuf>,
     /// Guest linear memory limit per instance.
     pub max_memory_bytes: usize,
     /// Where to listen; port 0 picks a free one.
@@ -64,7 +68,8 @@ impl Default for HostConfig {
             allowed_outbound_hosts: Vec::new(),
             key_value_stores: vec!["default".into()],
             defined_stores: vec!["default".into()],
-            kv_max_value_bytes: None,
+            kv_max_value_bytes: Some(crate::kv::HOSTED_MAX_VALUE_BYTES),
+            kv_sqlite: None,
             max_memory_bytes: 256 << 20,
             listen: "127.0.0.1:0".parse().unwrap(),
             tcp_nodelay: false,
@@ -278,7 +283,10 @@ pub async fn start(engine: &Engine, component: &Component, config: HostConfig) -
     let pre = ProxyPre::new(linker.instantiate_pre(component)?)?;
 
     let labels: Vec<&str> = config.defined_stores.iter().map(String::as_str).collect();
-    let kv = Arc::new(KvData::new(&labels, config.kv_max_value_bytes));
+    let kv = Arc::new(match &config.kv_sqlite {
+        Some(path) => KvData::new_sqlite(&labels, config.kv_max_value_bytes, path),
+        None => KvData::new(&labels, config.kv_max_value_bytes),
+    });
     let stats = Arc::new(HostStats::default());
     let clock = GuestClock::default();
     let routes = if config.routes.is_empty() { vec![Route::new("/...", &[])] } else { config.routes };

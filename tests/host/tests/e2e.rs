@@ -20,6 +20,8 @@ mod stale;
 mod segments;
 #[path = "e2e/races.rs"]
 mod races;
+#[path = "e2e/store_faults.rs"]
+mod store_faults;
 
 fn compiled() -> &'static (Engine, Component) {
     static COMPILED: OnceLock<(Engine, Component)> = OnceLock::new();
@@ -602,4 +604,79 @@ async fn small_messages_cross_the_proxy_whole_so_they_can_leave_in_one_write() {
     let big = s.client.send("GET", "/big?chunked=1&size=300000", &[], b"", Framing::Sized).await.unwrap();
     assert_eq!(big.body.len(), 300_000);
     assert!(big.header("content-length").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_body_that_breaks_is_a_502_before_the_head_and_a_broken_stream_after_it_and_neither_is_stored() {
+    let mut s = setup().await;
+    // Within the 64 KiB read-ahead: nothing was sent when it broke.
+    s.origin.set_faults(spin_test_host::origin::Faults { reset_mid_body: 1, ..Default::default() });
+    let r = s.client.post("/brk?size=40000&cc=max-age%3D60", &[], b"b").await;
+    assert_eq!((r.status, r.cache_status().as_str()), (502, "post-cache; fwd=uri-miss; detail=origin-body"));
+    assert!(s.host.kv.keys("default").is_empty(), "{:?}", s.host.kv.keys("default"));
+    let again = s.client.post("/brk?size=40000&cc=max-age%3D60", &[], b"b").await;
+    assert_eq!((again.status, again.body.len()), (200, 40_000));
+    assert_eq!(again.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+
+    // Over it: the head went out as the origin's arrived, so the client sees
+    // the body end short (never a complete-looking wrong one), and nothing is kept.
+    s.origin.set_faults(spin_test_host::origin::Faults { reset_mid_body: 1, ..Default::default() });
+    let broken = s.client.send("POST", "/stream?size=300000&cc=max-age%3D60", &[], b"s", Framing::Sized).await;
+    assert!(broken.is_err(), "a 300,000-byte answer that broke mid-body arrived whole: {:?}", broken.map(|r| r.body.len()));
+    s.client.client = Client::new(s.host.addr);
+    assert_eq!(s.host.kv.keys("default").len(), 1, "only /brk's entry: {:?}", s.host.kv.keys("default"));
+    let whole = s.client.post("/stream?size=300000&cc=max-age%3D60", &[], b"s").await;
+    assert_eq!(whole.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    assert!(whole.body[..] == binary_body(300_000, 2)[..]);
+    let hit = s.client.post("/stream?size=300000&cc=max-age%3D60", &[], b"s").await;
+    assert_eq!(hit.cache_status(), "post-cache; hit; ttl=60");
+    assert!(hit.body == whole.body);
+    assert_eq!(s.host.stats.failures.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_key_headers_keep_tenants_apart() {
+    const PATH: &str = "/tenant?cc=max-age%3D60";
+    let a = [JSON, ("x-tenant", "a")];
+    let b = [JSON, ("x-tenant", "b")];
+    // Without the variable the header is not part of the key: tenants share.
+    let mut shared = setup().await;
+    shared.client.post(PATH, &a, b"q").await;
+    assert_eq!(shared.client.post(PATH, &b, b"q").await.cache_status(), "post-cache; hit; ttl=60");
+
+    let mut s = setup_with(&[("key_headers", "content-type,x-tenant")], |_| {}).await;
+    let a1 = s.client.post(PATH, &a, b"q").await;
+    let b1 = s.client.post(PATH, &b, b"q").await;
+    assert_eq!(a1.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    assert_eq!(b1.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    let a2 = s.client.post(PATH, &a, b"q").await;
+    let b2 = s.client.post(PATH, &b, b"q").await;
+    assert_eq!((a2.cache_status().as_str(), b2.cache_status().as_str()), ("post-cache; hit; ttl=60", "post-cache; hit; ttl=60"));
+    assert_eq!((a2.header("x-origin-count"), b2.header("x-origin-count")), (Some("1".into()), Some("2".into())));
+    assert_eq!((&a2.body, &b2.body), (&a1.body, &b1.body));
+    let none = s.client.post(PATH, &[JSON], b"q").await;
+    assert_eq!(none.cache_status(), "post-cache; fwd=uri-miss; detail=storing", "no tenant is a third key");
+    assert_eq!(s.origin.count("POST", "/tenant", b"q"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_found_under_the_key_for_another_body_is_a_miss_and_is_replaced() {
+    let mut s = setup().await;
+    const PATH: &str = "/other?cc=max-age%3D60";
+    s.client.post(PATH, &[JSON], b"{\"a\":1}").await;
+    let a_key = s.host.kv.keys("default").pop().unwrap();
+    s.client.post(PATH, &[JSON], b"{\"b\":2}").await;
+    let b_key = s.host.kv.keys("default").into_iter().find(|k| *k != a_key).unwrap();
+    // Under b's key, a's record (as a key collision, or a bug, would leave it).
+    let a_record = s.host.kv.get("default", &a_key).unwrap();
+    s.host.kv.insert("default", &b_key, a_record.clone());
+    let r = s.client.post(PATH, &[JSON], b"{\"b\":2}").await;
+    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    let answer: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let b_sha = Sha256::digest(b"{\"b\":2}").iter().map(|x| format!("{x:02x}")).collect::<String>();
+    assert_eq!((answer["body_sha256"].as_str(), answer["count"].as_u64()), (Some(b_sha.as_str()), Some(2)), "b's own answer, from the origin");
+    assert_ne!(s.host.kv.get("default", &b_key).unwrap(), a_record, "replaced");
+    let hit = s.client.post(PATH, &[JSON], b"{\"b\":2}").await;
+    assert_eq!(hit.cache_status(), "post-cache; hit; ttl=60");
+    assert_eq!(hit.body, r.body);
 }

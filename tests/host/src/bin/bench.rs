@@ -1,7 +1,7 @@
 //! Benchmarks: what a post-cache hit, miss and pass-through cost beside two
 //! floors and the origin itself, measured in one run on this machine.
 //! `cargo run -p spin-test-host --bin bench` (add `-- --quick` for a short run,
-//! `-- --protocols`, `-- --stale`, `-- --purge`, `-- --sockets` or `-- --large`
+//! `-- --protocols`, `-- --stale`, `-- --purge`, `-- --scale`, `-- --sockets` or `-- --large`
 //! for that section alone).
 
 use sha2::{Digest, Sha256};
@@ -40,6 +40,8 @@ struct Figures {
     /// Share of requests slower than 30 ms (a delayed-ACK stall is 40 ms).
     over_30ms: f64,
     peak_mem: usize,
+    /// Requests answered.
+    requests: usize,
 }
 
 /// Runs `count` requests (or until `limit`) on `CONCURRENCY` connections.
@@ -69,6 +71,30 @@ async fn load_run_with(
     limit: Duration,
     host: Option<&RunningHost>,
 ) -> Figures {
+    load_run_checked(addr, method, path, headers, body, unique_bodies, count, limit, host, "").await
+}
+
+/// What a row's every answer must say in `Cache-Status`: a row named for a
+/// path measures that path only.
+const HIT: &str = "post-cache; hit; ttl=";
+const MISS: &str = "post-cache; fwd=uri-miss; detail=storing";
+const BYPASS: &str = "post-cache; fwd=bypass;";
+
+/// [`load_run_with`], checking that every answer's `Cache-Status` starts with
+/// `expect` (nothing checked when it is empty: floors and the origin).
+#[allow(clippy::too_many_arguments)]
+async fn load_run_checked(
+    addr: SocketAddr,
+    method: &'static str,
+    path: String,
+    headers: &'static [(&'static str, &'static str)],
+    body: Arc<Vec<u8>>,
+    unique_bodies: bool,
+    count: usize,
+    limit: Duration,
+    host: Option<&RunningHost>,
+    expect: &'static str,
+) -> Figures {
     if let Some(h) = host {
         h.stats.peak_memory.store(0, Ordering::SeqCst);
     }
@@ -95,8 +121,10 @@ async fn load_run_with(
                 }
                 let t = Instant::now();
                 let r = client.send(method, &path, headers, &own, Framing::Sized).await.expect("request");
+                let elapsed = t.elapsed();
                 assert!(r.status == 200, "{method} {path}: {} {}", r.status, r.cache_status());
-                latencies.push(t.elapsed());
+                assert!(r.cache_status().starts_with(expect), "{method} {path}: expected {expect:?}, got {:?}", r.cache_status());
+                latencies.push(elapsed);
             }
             latencies
         }));
@@ -114,6 +142,7 @@ async fn load_run_with(
         p99_ms: pct(0.99),
         over_30ms: all.iter().filter(|d| d.as_millis() >= 30).count() as f64 / all.len() as f64,
         peak_mem: host.map(|h| h.stats.peak_memory.load(Ordering::SeqCst)).unwrap_or(0),
+        requests: all.len(),
     }
 }
 
@@ -125,7 +154,7 @@ async fn hit_p50(addr: SocketAddr, bodies: &[Vec<u8>], rounds: usize) -> f64 {
         for body in bodies {
             let t = Instant::now();
             let r = client.send("POST", "/bench?size=4096&static=1", &[], body, Framing::Sized).await.unwrap();
-            assert!(r.cache_status().contains("hit"), "{}", r.cache_status());
+            assert!(r.cache_status().starts_with(HIT), "{}", r.cache_status());
             latencies.push(t.elapsed());
         }
     }
@@ -216,8 +245,8 @@ async fn protocol_hits(
             }
             let mut rounds: [Vec<Figures>; 2] = Default::default();
             for _ in 0..ROUNDS {
-                rounds[0].push(load_run_with(host.addr, "POST", raw_path.into(), JSON, body.clone(), false, count, limit, Some(&host)).await);
-                rounds[1].push(load_run_with(host.addr, "POST", mode_path.into(), JSON, body.clone(), false, count, limit, Some(&host)).await);
+                rounds[0].push(load_run_checked(host.addr, "POST", raw_path.into(), JSON, body.clone(), false, count, limit, Some(&host), HIT).await);
+                rounds[1].push(load_run_checked(host.addr, "POST", mode_path.into(), JSON, body.clone(), false, count, limit, Some(&host), HIT).await);
             }
             let [raw, parsed] = rounds.map(median);
             println!(
@@ -264,10 +293,10 @@ async fn socket_modes(
             rounds[0].push(load_run(floor.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
             rounds[5].push(load_run(forwarding.addr, "GET", q.clone(), Arc::new(Vec::new()), false, count, limit, None).await);
             rounds[6].push(load_run(forwarding.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
-            rounds[1].push(load_run(pc.addr, "GET", q.clone(), Arc::new(Vec::new()), false, count, limit, None).await);
-            rounds[2].push(load_run_with(pc.addr, "POST", q.clone(), &[("cache-control", "no-store")], body.clone(), false, count, limit, None).await);
-            rounds[3].push(load_run(pc.addr, "POST", q.clone(), body.clone(), true, count, limit, None).await);
-            rounds[4].push(load_run(pc.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
+            rounds[1].push(load_run_checked(pc.addr, "GET", q.clone(), &[], Arc::new(Vec::new()), false, count, limit, None, BYPASS).await);
+            rounds[2].push(load_run_checked(pc.addr, "POST", q.clone(), &[("cache-control", "no-store")], body.clone(), false, count, limit, None, BYPASS).await);
+            rounds[3].push(load_run_checked(pc.addr, "POST", q.clone(), &[], body.clone(), true, count, limit, None, MISS).await);
+            rounds[4].push(load_run_checked(pc.addr, "POST", q.clone(), &[], body.clone(), false, count, limit, None, HIT).await);
         }
         let names = [
             "floor: fixed 4 KiB answer",
@@ -346,6 +375,22 @@ fn wrk_paths(mode: &str, pc: SocketAddr, floor: SocketAddr, forwarding: SocketAd
     rows
 }
 
+/// Keys in the store other than the benchmark's filler (whose URL digests
+/// are small numbers).
+fn real_entries(host: &RunningHost) -> Vec<String> {
+    host.kv.keys("default").into_iter().filter(|k| !k.starts_with("post-cache:v2:000000000000000000000")).collect()
+}
+
+/// Stores /item's entry by a miss; returns its key.
+async fn store_item(host: &RunningHost, client: &mut Client) -> wasmtime::Result<Vec<String>> {
+    let r = client.send("POST", "/item?cc=max-age%3D600", &[], b"{}", Framing::Sized).await?;
+    assert_eq!(r.cache_status(), MISS);
+    host.wait_idle(Duration::from_secs(60)).await;
+    let item = real_entries(host);
+    assert_eq!(item.len(), 1, "{item:?}");
+    Ok(item)
+}
+
 /// What one invalidation (a PUT) and one purge by URL cost with 100 and with
 /// 100,000 entries in the store: Spin's `get-keys` lists the whole store.
 async fn invalidation_cost(
@@ -370,23 +415,38 @@ async fn invalidation_cost(
                 host.kv.insert("default", &format!("post-cache:v2:{n:032x}:{n:016x}:{n:064x}"), filler.clone());
             }
             let mut client = Client::new(host.addr);
+            // Each timed request has a real entry of /item to delete (stored
+            // by a miss first), and is checked to have deleted it, or, without
+            // invalidation, to have left it.
             for _ in 0..15 {
+                let item = store_item(&host, &mut client).await?;
                 let t = Instant::now();
                 let r = client.send("PUT", "/item", &[], b"{}", Framing::Sized).await?;
                 assert_eq!(r.status, 200);
                 host.wait_idle(Duration::from_secs(60)).await;
                 times[i].push(t.elapsed());
+                let left = real_entries(&host);
+                if invalidate == "true" {
+                    assert!(left.is_empty(), "the PUT left /item's entry: {left:?}");
+                } else {
+                    assert_eq!(left, item, "the PUT without invalidation kept /item's entry");
+                    host.kv.remove("default", &item[0]);
+                }
             }
             if invalidate == "true" {
                 peak = host.stats.peak_memory.load(Ordering::SeqCst);
                 let auth = format!("Bearer {TOKEN}");
                 for _ in 0..15 {
+                    store_item(&host, &mut client).await?;
                     let t = Instant::now();
                     let r = client.send("POST", "/.well-known/post-cache/purge", &[("authorization", auth.as_str())], br#"{"url":"/item"}"#, Framing::Sized).await?;
-                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
                     times[2].push(t.elapsed());
+                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                    assert_eq!(String::from_utf8_lossy(&r.body), r#"{"purged":1,"soft":false}"#);
+                    assert!(real_entries(&host).is_empty());
                 }
             }
+            assert_eq!(host.kv.keys("default").len(), entries, "only the filler is left");
         }
         let med = |v: &mut Vec<Duration>| {
             v.sort();
@@ -424,8 +484,8 @@ async fn large_entries(engine: &wasmtime::Engine, post_cache: &wasmtime::compone
     let limit = Duration::from_secs(10);
     let mut rounds: [Vec<Figures>; 3] = Default::default();
     for _ in 0..ROUNDS {
-        rounds[0].push(load_run(host.addr, "POST", path.clone(), body.clone(), false, count, limit, Some(&host)).await);
-        rounds[1].push(load_run(whole.addr, "POST", path.clone(), body.clone(), false, count, limit, Some(&whole)).await);
+        rounds[0].push(load_run_checked(host.addr, "POST", path.clone(), &[], body.clone(), false, count, limit, Some(&host), HIT).await);
+        rounds[1].push(load_run_checked(whole.addr, "POST", path.clone(), &[], body.clone(), false, count, limit, Some(&whole), HIT).await);
         rounds[2].push(load_run(origin.addr, "POST", path.clone(), body.clone(), false, count, limit, None).await);
     }
     let mut c = Client::new(host.addr);
@@ -507,9 +567,24 @@ async fn stale_and_collapse(
     host.wait_idle(Duration::from_secs(10)).await;
     let count = (3000.0 * scale) as usize;
     let mut rounds: [Vec<Figures>; 2] = Default::default();
+    // What each kind of hit asks of the store, counted by the host.
+    let mut calls = [spin_test_host::kv::KvCounts::default(); 2];
     for _ in 0..ROUNDS {
-        rounds[0].push(load_run(host.addr, "POST", fresh_path.clone(), body.clone(), false, count, limit, Some(&host)).await);
-        rounds[1].push(load_run(host.addr, "POST", stale_path.clone(), body.clone(), false, count, limit, Some(&host)).await);
+        for (i, (path, expect)) in [(&fresh_path, HIT), (&stale_path, "post-cache; hit; ttl=-")].into_iter().enumerate() {
+            let before = host.kv.ops.snapshot();
+            let f = load_run_checked(host.addr, "POST", path.clone(), &[], body.clone(), false, count, limit, Some(&host), expect).await;
+            host.wait_idle(Duration::from_secs(10)).await;
+            let used = host.kv.ops.snapshot() - before;
+            let c = &mut calls[i];
+            (c.open, c.get, c.set, c.delete, c.exists, c.get_keys) =
+                (c.open + used.open, c.get + used.get, c.set + used.set, c.delete + used.delete, c.exists + used.exists, c.get_keys + used.get_keys);
+            rounds[i].push(f);
+        }
+    }
+    let requests: Vec<u64> = rounds.iter().map(|r| r.iter().map(|f| f.requests as u64).sum()).collect();
+    for (i, name) in ["fresh", "stale"].into_iter().enumerate() {
+        let (c, n) = (calls[i], requests[i]);
+        assert_eq!((c.get, c.set, c.delete, c.get_keys), (n, 0, 0, 0), "{name} hits: one get and no write each");
     }
     origin.set_faults(Faults::default());
     let check = c.send("POST", &stale_path, &[], &body, Framing::Sized).await?;
@@ -522,6 +597,13 @@ async fn stale_and_collapse(
     println!("|---|---:|---:|---:|---:|");
     println!("| fresh | {:.0} | {:.2} | {:.2} | |", fresh.rps, fresh.p50_ms, fresh.p99_ms);
     println!("| stale (refresh in flight) | {:.0} | {:.2} | {:.2} | {:.2} |", stale.rps, stale.p50_ms, stale.p99_ms, stale.rps / fresh.rps);
+    for (i, name) in ["fresh", "stale"].into_iter().enumerate() {
+        let c = calls[i];
+        println!(
+            "store calls counted by the host over {} {name} hits: {} get, {} set, {} delete, {} get-keys",
+            requests[i], c.get, c.set, c.delete, c.get_keys
+        );
+    }
 
     // Bursts of 32 identical cold misses against an origin taking 50 ms.
     println!();
@@ -563,6 +645,41 @@ async fn stale_and_collapse(
     Ok(())
 }
 
+/// Hit p50 with 100 entries, then with 100,000, in a store that keeps them
+/// as `spin up` does (SQLite; an in-memory map answers in the same time at any
+/// size, so it would measure nothing).
+async fn hit_at_scale(engine: &wasmtime::Engine, post_cache: &wasmtime::component::Component, origin: &TestOrigin, scale: f64) -> wasmtime::Result<()> {
+    let db = std::env::temp_dir().join(format!("post-cache-bench-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let config = HostConfig { kv_sqlite: Some(db.clone()), ..in_front_of(origin, &[("default_ttl", "86400")]) };
+    let scaled = start(engine, post_cache, config).await?;
+    let mut c = Client::new(scaled.addr);
+    let bodies: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_le_bytes().repeat(256)).collect();
+    for b in &bodies {
+        let r = c.send("POST", "/bench?size=4096&static=1", &[], b, Framing::Sized).await?;
+        assert_eq!(r.cache_status(), MISS);
+    }
+    scaled.wait_idle(Duration::from_secs(10)).await;
+    let rounds = (20.0 * scale).max(3.0) as usize;
+    let small = hit_p50(scaled.addr, &bodies, rounds).await;
+    let entries = scaled.kv.keys("default").len();
+    assert_eq!(entries, 100);
+    // Entries of the size and key shape post-cache writes, as records of other
+    // requests would be.
+    let filler = vec![0x11u8; 4 * KIB + 300];
+    scaled.kv.insert_many("default", (0..99_900u64).map(|i| (format!("post-cache:v2:{i:032x}:{i:016x}:{i:064x}"), filler.clone())));
+    let large = hit_p50(scaled.addr, &bodies, rounds).await;
+    let large_entries = scaled.kv.keys("default").len();
+    assert_eq!(large_entries, 100_000);
+    println!(
+        "hit p50 (SQLite store, as spin up keeps it): {small:.3} ms at {entries} entries, {large:.3} ms at {large_entries} entries, ratio {:.2}",
+        large / small
+    );
+    drop(scaled);
+    let _ = std::fs::remove_file(&db);
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> wasmtime::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -581,6 +698,9 @@ async fn main() -> wasmtime::Result<()> {
     }
     if std::env::args().any(|a| a == "--stale") {
         return stale_and_collapse(&engine, &post_cache, &origin, scale, limit).await;
+    }
+    if std::env::args().any(|a| a == "--scale") {
+        return hit_at_scale(&engine, &post_cache, &origin, scale).await;
     }
     if std::env::args().any(|a| a == "--purge") {
         return invalidation_cost(&engine, &post_cache, &origin).await;
@@ -640,8 +760,8 @@ async fn main() -> wasmtime::Result<()> {
                 let warm = c.send("POST", &q, &[], &body, Framing::Sized).await?;
                 assert!(warm.cache_status().contains("post-cache;"), "{}", warm.cache_status());
                 pc.wait_idle(Duration::from_secs(10)).await;
-                rounds[2].push(load_run(pc.addr, "POST", q.clone(), body.clone(), false, count, limit, Some(&pc)).await);
-                rounds[3].push(load_run(pc.addr, "POST", q.clone(), body.clone(), true, count, limit, Some(&pc)).await);
+                rounds[2].push(load_run_checked(pc.addr, "POST", q.clone(), &[], body.clone(), false, count, limit, Some(&pc), HIT).await);
+                rounds[3].push(load_run_checked(pc.addr, "POST", q.clone(), &[], body.clone(), true, count, limit, Some(&pc), MISS).await);
                 rounds[4].push(load_run(origin.addr, "POST", q.clone(), body.clone(), true, count, limit, None).await);
             }
             let [t, h, hit, miss, direct] = rounds.map(median);
@@ -654,7 +774,7 @@ async fn main() -> wasmtime::Result<()> {
             worst_mem.push((body_len, resp, hit.peak_mem.max(miss.peak_mem)));
         }
         let count = (3000.0 * scale) as usize;
-        let get = load_run(pc.addr, "GET", format!("/bench?size={resp}&static=1"), Arc::new(Vec::new()), false, count, limit, Some(&pc)).await;
+        let get = load_run_checked(pc.addr, "GET", format!("/bench?size={resp}&static=1"), &[], Arc::new(Vec::new()), false, count, limit, Some(&pc), BYPASS).await;
         println!("| 5 pass-through GET | - | {} | {:.0} | {:.2} | {:.2} | {} |", size(resp), get.rps, get.p50_ms, get.p99_ms, mib(get.peak_mem));
     }
 
@@ -684,28 +804,7 @@ async fn main() -> wasmtime::Result<()> {
         wasm_mbps / native_mbps
     );
 
-    // Hit p50 with 100 entries, then with 100,000.
-    let scaled = start(&engine, &post_cache, pc_config()).await?;
-    let mut c = Client::new(scaled.addr);
-    let bodies: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_le_bytes().repeat(256)).collect();
-    for b in &bodies {
-        c.send("POST", "/bench?size=4096&static=1", &[], b, Framing::Sized).await?;
-    }
-    scaled.wait_idle(Duration::from_secs(10)).await;
-    let rounds = (20.0 * scale).max(3.0) as usize;
-    let small = hit_p50(scaled.addr, &bodies, rounds).await;
-    let filler = vec![0x11u8; 4 * KIB];
-    for i in 0..99_900u64 {
-        let key = format!("post-cache:v2:{i:032x}:{i:016x}:{i:064x}");
-        scaled.kv.insert("default", &key, filler.clone());
-    }
-    let large = hit_p50(scaled.addr, &bodies, rounds).await;
-    println!(
-        "hit p50: {small:.3} ms at {} entries, {large:.3} ms at {} entries, ratio {:.2}",
-        100,
-        scaled.kv.keys("default").len(),
-        large / small
-    );
+    hit_at_scale(&engine, &post_cache, &origin, scale).await?;
 
     protocol_hits(&engine, &post_cache, &origin, scale, limit).await?;
     stale_and_collapse(&engine, &post_cache, &origin, scale, limit).await?;

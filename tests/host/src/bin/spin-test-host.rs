@@ -1,5 +1,5 @@
 //! Runs a component like `spin up`:
-//! `spin-test-host [--component PATH] --origin URL [--listen ADDR] [--var name=value]... [--kv-max-value BYTES]`
+//! `spin-test-host [--component PATH] --origin URL [--listen ADDR] [--var name=value]... [--kv-max-value BYTES|none]`
 //! Variables also come from `SPIN_VARIABLE_<NAME>`; `--origin` sets the `origin`
 //! variable and allows outbound requests to it.
 
@@ -28,7 +28,13 @@ async fn main() -> wasmtime::Result<()> {
                 let (k, v) = v.split_once('=').ok_or_else(|| wasmtime::format_err!("--var takes name=value"))?;
                 config.variables.insert(k.into(), v.into());
             }
-            "--kv-max-value" => config.kv_max_value_bytes = Some(value()?.parse()?),
+            // Hosted Spin's 1 MB by default; `none` for a store without a cap.
+            "--kv-max-value" => {
+                config.kv_max_value_bytes = match value()?.as_str() {
+                    "none" => None,
+                    bytes => Some(bytes.parse()?),
+                }
+            }
             other => wasmtime::bail!("unknown argument {other}"),
         }
     }

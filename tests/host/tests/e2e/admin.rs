@@ -174,3 +174,29 @@ async fn a_failing_store_never_answers_200_and_stats_count_what_is_there() {
     assert_eq!(bad.status, 400);
     assert!(String::from_utf8_lossy(&bad.body).contains(r#""field":"url""#));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_the_store_fails_part_way_answers_503_with_a_cursor_that_continues_it() {
+    let mut s = admin_setup().await;
+    fill(&mut s).await;
+    let auth = format!("Bearer {TOKEN}");
+    let post = |body: String| (body, auth.clone());
+    // The open, the listing and three deletes succeed; then the store is gone.
+    *s.host.kv.faults.fail_after.lock().unwrap() = Some(5);
+    let (body, bearer) = post(r#"{"all":true}"#.into());
+    let r = s.client.send("POST", "/.well-known/post-cache/purge", &[JSON, ("authorization", &bearer)], body.as_bytes(), Framing::Sized).await.unwrap();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    // Keys go in order; entries sort before tag markers.
+    assert_eq!(v["purged"].as_u64(), Some(3));
+    let cursor = v["continue"].as_str().expect("a cursor").to_string();
+    assert_eq!(entries(&s).len(), 2);
+    assert!(entries(&s).iter().all(|k| *k > cursor), "what is left comes after the cursor");
+    *s.host.kv.faults.fail_after.lock().unwrap() = None;
+    let (body, bearer) = post(format!(r#"{{"all":true,"continue":{}}}"#, serde_json::Value::String(cursor)));
+    let r = s.client.send("POST", "/.well-known/post-cache/purge", &[JSON, ("authorization", &bearer)], body.as_bytes(), Framing::Sized).await.unwrap();
+    assert_eq!(purged(&r), 2);
+    assert!(s.host.kv.keys("default").is_empty(), "{:?}", s.host.kv.keys("default"));
+    let r = s.client.post("/one?cc=max-age%3D600&tags=t1", &[JSON], b"1").await;
+    assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+}
