@@ -72,6 +72,14 @@ pub fn decide_stored(meta: &RecordMeta, request: &CacheControl, now: u64) -> Sto
     StoredUse::Refetch { stale_for, serve_on_error }
 }
 
+/// Whether a stored record may still stand in for an origin error at `now`,
+/// for any client (its own stale-if-error window, RFC 5861 §4). An error
+/// answer must not replace such a record, even one that could be stored: the
+/// record is what later clients get when the origin fails.
+pub fn stands_in_for_errors(meta: &RecordMeta, now: u64) -> bool {
+    !meta.stale.forbidden && now < meta.fresh_until.saturating_add(u64::from(meta.stale.if_error))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

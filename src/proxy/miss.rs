@@ -9,6 +9,7 @@ use super::lookup::{self, StoredAnswer, Usable};
 use super::{content_length, forget, log_store_error, push_length, push_status, report, segments, Flow};
 use crate::body::{respond_full, BodySink, BodySource, Client};
 use crate::cache::conditional;
+use crate::cache::freshness::stands_in_for_errors;
 use crate::cache::headers::{self, HeaderList};
 use crate::cache::mark::Mark;
 use crate::cache::key::{persisted_marker_key, tag_marker_key};
@@ -141,6 +142,13 @@ async fn answer_and_store<B: BodySource, S: Store, O: Origin>(
         }
         if response.status == 304 && !ours.is_empty() {
             return revalidated(flow, fwd, usable, &response.headers, client).await;
+        }
+        // A background refresh serves no one stale, but the record it refreshes
+        // may still serve later clients in place of this very error.
+        if origin_erred(response.status) && stands_in_for_errors(&usable.record.meta, flow.now) {
+            let outcome = Outcome::Forwarded { fwd, stored: Err(NotStoredReason::ServerError) };
+            relay(config, response, client, outcome, &[]).await;
+            return false;
         }
     }
     let storability = match decide_response(response.status, &response.headers, &storage_policy(config), flow.now) {

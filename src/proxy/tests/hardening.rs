@@ -239,3 +239,22 @@ fn a_collapse_leader_asks_the_origin_before_it_writes_its_mark() {
     assert_eq!(*origin.sets_when_asked.borrow(), [0], "no store write stood before the origin request");
     assert_eq!(store.sets.get(), 2, "the mark, then the record");
 }
+
+#[test]
+fn a_background_refresh_answered_with_a_storable_error_keeps_the_record_that_stands_in_for_errors() {
+    let (cfg, store) = (config(&[]), MemoryStore::default());
+    run(&cfg, NOW, request("POST", &[], b"q"), &store, &origin("max-age=60, stale-while-revalidate=30, stale-if-error=600"));
+    let before = store.entries.borrow().values().next().unwrap().clone();
+    let mut down = origin("max-age=60");
+    down.status = 503;
+    down.body = b"down".to_vec();
+    let stale = run(&cfg, NOW + 70, request("POST", &[], b"q"), &store, &down);
+    assert_eq!(stale.header("cache-status").unwrap(), "post-cache; hit; ttl=-10");
+    assert_eq!(down.calls.borrow().len(), 1, "the refresh asked the origin");
+    let kept = crate::cache::record::decode(store.entries.borrow().values().next().unwrap()).unwrap().body.to_vec();
+    assert_eq!(kept, b"{\"answer\":42}", "the 503 did not replace it");
+    assert!(crate::cache::record::same_entry(store.entries.borrow().values().next().unwrap(), &before));
+    // A later client whose origin fails still gets it.
+    let later = run(&cfg, NOW + 200, request("POST", &[], b"q"), &store, &down);
+    assert_eq!((later.status(), later.body()), (200, b"{\"answer\":42}".to_vec()));
+}
