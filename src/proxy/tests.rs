@@ -420,3 +420,5 @@ mod stale;
 mod admin;
 #[path = "tests/segments.rs"]
 mod segments;
+#[path = "tests/sweep.rs"]
+mod sweep;
