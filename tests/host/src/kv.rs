@@ -5,7 +5,7 @@
 use crate::server::RequestState;
 use crate::spin::fermyon::spin::key_value::{Error, Host, HostStore};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::Resource;
@@ -22,6 +22,27 @@ pub struct KvData {
     /// Values larger than this are refused like hosted Spin's 1 MB cap (None: no cap, like local SQLite).
     pub max_value_bytes: Option<usize>,
     pub faults: KvFaults,
+    /// Keys per store at most (0: no cap), like Fermyon Cloud's 1,024: a `set`
+    /// of a key not yet there fails once the store holds this many.
+    pub max_keys: AtomicUsize,
+    /// Calls made, for benchmarks.
+    pub calls: KvCalls,
+}
+
+/// How many calls of each kind guests made.
+#[derive(Default)]
+pub struct KvCalls {
+    pub get: AtomicU64,
+    pub set: AtomicU64,
+    pub delete: AtomicU64,
+    pub get_keys: AtomicU64,
+}
+
+impl KvCalls {
+    /// get, set, delete, get-keys so far.
+    pub fn snapshot(&self) -> [u64; 4] {
+        [&self.get, &self.set, &self.delete, &self.get_keys].map(|c| c.load(Ordering::SeqCst))
+    }
 }
 
 /// Faults switchable while the host runs.
@@ -43,7 +64,7 @@ pub const MAX_KEY_BYTES: usize = 255;
 impl KvData {
     pub fn new(labels: &[&str], max_value_bytes: Option<usize>) -> Self {
         let stores = labels.iter().map(|l| (l.to_string(), HashMap::new())).collect();
-        Self { stores: Mutex::new(stores), max_value_bytes, faults: KvFaults::default() }
+        Self { stores: Mutex::new(stores), max_value_bytes, faults: KvFaults::default(), max_keys: AtomicUsize::new(0), calls: KvCalls::default() }
     }
 
     pub fn get(&self, label: &str, key: &str) -> Option<Vec<u8>> {
@@ -58,6 +79,20 @@ impl KvData {
     pub fn insert(&self, label: &str, key: &str, value: Vec<u8>) {
         let mut stores = self.stores.lock().unwrap();
         stores.get_mut(label).expect("label defined").insert(key.to_string(), value);
+    }
+
+    /// Inserts unless the key is new and the store is at its key cap. Spin
+    /// passes a store's own errors on as `other` with the backend's message,
+    /// the only way a guest learns the store is full.
+    fn insert_capped(&self, label: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
+        let cap = self.max_keys.load(Ordering::SeqCst);
+        let mut stores = self.stores.lock().unwrap();
+        let store = stores.get_mut(label).expect("label defined");
+        if cap > 0 && store.len() >= cap && !store.contains_key(key) {
+            return Err(Error::Other(format!("QuotaExceeded(\"the store holds {} keys, the limit is {cap}\")", store.len())));
+        }
+        store.insert(key.to_string(), value);
+        Ok(())
     }
 
     pub fn remove(&self, label: &str, key: &str) -> Option<Vec<u8>> {
@@ -122,12 +157,14 @@ impl HostStore for RequestState {
     }
 
     async fn get(&mut self, store: Resource<StoreHandle>, key: String) -> Result<Option<Vec<u8>>, Error> {
+        self.kv.data.calls.get.fetch_add(1, Ordering::SeqCst);
         self.kv.data.enter().await?;
         let label = self.label(&store)?;
         Ok(self.kv.data.get(&label, &key))
     }
 
     async fn set(&mut self, store: Resource<StoreHandle>, key: String, value: Vec<u8>) -> Result<(), Error> {
+        self.kv.data.calls.set.fetch_add(1, Ordering::SeqCst);
         self.kv.data.enter().await?;
         let set_delay = self.kv.data.faults.set_delay_ms.load(Ordering::SeqCst);
         if set_delay > 0 {
@@ -142,11 +179,11 @@ impl HostStore for RequestState {
                 return Err(Error::Other(format!("value is {} bytes, the limit is {max}", value.len())));
             }
         }
-        self.kv.data.insert(&label, &key, value);
-        Ok(())
+        self.kv.data.insert_capped(&label, &key, value)
     }
 
     async fn delete(&mut self, store: Resource<StoreHandle>, key: String) -> Result<(), Error> {
+        self.kv.data.calls.delete.fetch_add(1, Ordering::SeqCst);
         self.kv.data.enter().await?;
         let label = self.label(&store)?;
         if let Some(s) = self.kv.data.stores.lock().unwrap().get_mut(&label) {
@@ -162,6 +199,7 @@ impl HostStore for RequestState {
     }
 
     async fn get_keys(&mut self, store: Resource<StoreHandle>) -> Result<Vec<String>, Error> {
+        self.kv.data.calls.get_keys.fetch_add(1, Ordering::SeqCst);
         self.kv.data.enter().await?;
         if self.kv.data.faults.fail_listing.load(Ordering::SeqCst) {
             return Err(Error::Other("injected get-keys failure".into()));

@@ -18,6 +18,8 @@ mod admin;
 mod stale;
 #[path = "e2e/segments.rs"]
 mod segments;
+#[path = "e2e/sweep.rs"]
+mod sweep;
 
 fn compiled() -> &'static (Engine, Component) {
     static COMPILED: OnceLock<(Engine, Component)> = OnceLock::new();
