@@ -121,7 +121,7 @@ async fn run_sweep<S: Store>(config: &Config, now: u64, resume_after: Option<&st
         Ok(keys) => keys,
         Err(e) => return sweep_failed(client, &e, &Default::default(), None).await,
     };
-    let mut pass = Pass::new(store, config, now, &keys, false);
+    let mut pass = Pass::new(store, config, now, Some(&keys), false);
     let mut last: Option<&str> = None;
     for key in keys.iter().filter(|k| resume_after.is_none_or(|after| k.as_str() > after)) {
         if pass.operations >= MAX_OPERATIONS {
@@ -273,7 +273,7 @@ async fn stats<S: Store>(config: &Config, now: u64, store: &S, client: impl Clie
     let entries = ours.iter().filter(|k| is_entry_key(k)).count();
     let tag_markers = ours.iter().filter(|k| entry_of_tag_marker(k).is_some()).count();
     let segments = ours.iter().filter(|k| key::is_segment_key(k)).count();
-    let mut pass = Pass::new(store, config, now, &ours, true);
+    let mut pass = Pass::new(store, config, now, Some(&ours), true);
     for key in ours.iter().filter(|k| is_entry_key(k)) {
         if pass.operations >= MAX_STATS_READS {
             break;

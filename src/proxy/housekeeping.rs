@@ -3,8 +3,11 @@
 //! refuses a write. What is dead, and why, is `cache::sweep`.
 //!
 //! Spin's key-value store lists only all of its keys (`get-keys`), so every
-//! pass starts from the whole listing, sorted: an entry's segments then follow
-//! it, and one read of its head judges them all.
+//! pass starts from the whole listing. The admin sweep and `/stats` sort it
+//! (the sweep's cursor is a key; an entry's segments then follow it, and a key
+//! whose entry is not listed is judged without a read); the automatic step does
+//! not, as sorting a large listing costs more than the step's reads (see
+//! docs/PERFORMANCE.md): it reads an entry's head to learn whether it is there.
 
 use crate::cache::key::{segment_key, tag_marker_key, ANY_SCHEME_PREFIX};
 use crate::cache::sweep::{self, Counts, Dead, Head, Kind};
@@ -26,8 +29,9 @@ pub struct Pass<'a, S> {
     store: &'a S,
     now: u64,
     persisted_max_age: u64,
-    /// The store's keys (post-cache's), sorted.
-    listed: &'a [String],
+    /// The store's keys (post-cache's), sorted; `None`: not known, a key is
+    /// taken as there until a read finds it is not.
+    listed: Option<&'a [String]>,
     /// Heads read so far (`None`: nothing under the key, or deleted by this pass).
     heads: HashMap<String, Option<Head>>,
     gone: HashSet<String>,
@@ -40,7 +44,7 @@ pub struct Pass<'a, S> {
 }
 
 impl<'a, S: Store> Pass<'a, S> {
-    pub fn new(store: &'a S, config: &Config, now: u64, listed: &'a [String], dry: bool) -> Self {
+    pub fn new(store: &'a S, config: &Config, now: u64, listed: Option<&'a [String]>, dry: bool) -> Self {
         Pass {
             store,
             now,
@@ -57,7 +61,7 @@ impl<'a, S: Store> Pass<'a, S> {
     }
 
     fn is_listed(&self, key: &str) -> bool {
-        !self.gone.contains(key) && self.listed.binary_search_by(|k| k.as_str().cmp(key)).is_ok()
+        !self.gone.contains(key) && self.listed.is_none_or(|l| l.binary_search_by(|k| k.as_str().cmp(key)).is_ok())
     }
 
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -155,8 +159,11 @@ impl<'a, S: Store> Pass<'a, S> {
     /// Evicts live entries until `excess` are gone or `budget` operations are
     /// spent: of a few sampled entries, the one whose last usable moment comes
     /// first. `draw` seeds the sampling.
-    pub fn evict(&mut self, mut excess: usize, budget: usize, draw: u64) -> Result<(), StoreError> {
-        let entries: Vec<String> = self.listed.iter().filter(|k| matches!(sweep::kind(k), Kind::Entry)).cloned().collect();
+    pub fn evict(&mut self, keys: &[String], mut excess: usize, budget: usize, draw: u64) -> Result<(), StoreError> {
+        let entries: Vec<&String> = keys.iter().filter(|k| matches!(sweep::kind(k), Kind::Entry)).collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
         let mut rng = draw | 1;
         let mut next = move || {
             // xorshift64: sampling needs spread, not secrecy.
@@ -170,7 +177,7 @@ impl<'a, S: Store> Pass<'a, S> {
             tries += 1;
             let mut victim: Option<(u64, &String)> = None;
             for _ in 0..EVICTION_SAMPLE.min(entries.len()) {
-                let key = &entries[(next() % entries.len() as u64) as usize];
+                let key = entries[(next() % entries.len() as u64) as usize];
                 if self.gone.contains(key) {
                     continue;
                 }
@@ -219,9 +226,9 @@ impl<'a, S: Store> Pass<'a, S> {
         }
     }
 
-    /// Entries listed and not removed by this pass.
-    pub fn entries_left(&self) -> usize {
-        self.listed.iter().filter(|k| matches!(sweep::kind(k), Kind::Entry) && !self.gone.contains(k.as_str())).count()
+    /// Entries among `keys` not removed by this pass.
+    pub fn entries_left(&self, keys: &[String]) -> usize {
+        keys.iter().filter(|k| matches!(sweep::kind(k), Kind::Entry) && !self.gone.contains(k.as_str())).count()
     }
 
     /// Keys removed by this pass, dead or evicted.
@@ -230,10 +237,16 @@ impl<'a, S: Store> Pass<'a, S> {
     }
 }
 
-/// The keys post-cache wrote, sorted.
-pub fn listing<S: Store>(store: &S) -> Result<Vec<String>, StoreError> {
+/// The keys post-cache wrote, in the store's order.
+fn ours<S: Store>(store: &S) -> Result<Vec<String>, StoreError> {
     let mut keys = store.keys()?;
     keys.retain(|k| k.starts_with(ANY_SCHEME_PREFIX));
+    Ok(keys)
+}
+
+/// The keys post-cache wrote, sorted.
+pub fn listing<S: Store>(store: &S) -> Result<Vec<String>, StoreError> {
+    let mut keys = ours(store)?;
     keys.sort_unstable();
     Ok(keys)
 }
@@ -255,12 +268,12 @@ pub struct StepReport {
     pub operations: usize,
 }
 
-/// One bounded step of the sweep from a random place in the sorted listing,
+/// One bounded step of the sweep from a random place in the listing,
 /// then eviction down to `max_entries` (when set) and until at least `room`
 /// keys are free (after the store refused a write).
 pub fn step<S: Store>(store: &S, config: &Config, now: u64, draw: u64, room: usize) -> Result<StepReport, StoreError> {
-    let keys = listing(store)?;
-    let mut pass = Pass::new(store, config, now, &keys, false);
+    let keys = ours(store)?;
+    let mut pass = Pass::new(store, config, now, None, false);
     if !keys.is_empty() {
         let start = (draw % keys.len() as u64) as usize;
         for key in keys[start..].iter().chain(&keys[..start]) {
@@ -272,12 +285,12 @@ pub fn step<S: Store>(store: &S, config: &Config, now: u64, draw: u64, room: usi
     }
     let over = match config.max_entries {
         0 => 0,
-        max => pass.entries_left().saturating_sub(max as usize),
+        max => pass.entries_left(&keys).saturating_sub(max as usize),
     };
     let short = room.saturating_sub(pass.removed());
     if over > 0 || short > 0 {
         // Evicting one entry frees at least its head.
-        pass.evict(over.max(short), pass.operations + STEP_OPERATIONS, draw.rotate_left(17))?;
+        pass.evict(&keys, over.max(short), pass.operations + STEP_OPERATIONS, draw.rotate_left(17))?;
     }
     Ok(StepReport { keys: keys.len(), dead: pass.dead, evicted: pass.evicted, operations: pass.operations })
 }
