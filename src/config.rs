@@ -58,6 +58,13 @@ pub struct Config {
     pub invalidate_on_unsafe: bool,
     /// Whether a successful GraphQL mutation forgets every entry of its endpoint.
     pub invalidate_on_mutation: bool,
+    /// A bounded step of the sweep runs after one stored miss in this many on
+    /// average (0: never).
+    pub sweep_every: u64,
+    /// When a sweep step counts more entries, it evicts down to this (0: no bound).
+    pub max_entries: u64,
+    /// Seconds a persisted query's marker is kept before a sweep deletes it.
+    pub persisted_query_max_age: u64,
 }
 
 /// The origin base URL, split for building outbound requests.
@@ -119,6 +126,12 @@ pub mod defaults {
     pub const ADMIN_PATH: &str = "/.well-known/post-cache/";
     /// A shorter bearer token is guessable.
     pub const MIN_TOKEN_CHARS: usize = 24;
+    /// One bounded sweep step per this many stored misses (see the README's
+    /// housekeeping section for what a step costs).
+    pub const SWEEP_EVERY: u64 = 32;
+    /// A persisted query's document does not change under its hash; the bound
+    /// only keeps hashes nobody sends any more from filling the store.
+    pub const PERSISTED_QUERY_MAX_AGE: u64 = 7 * 24 * 3600;
 }
 
 /// A variable lookup: `Ok(None)` when the variable is undefined, `Err` when the
@@ -290,6 +303,9 @@ impl Config {
             relay_tags: flag("relay_tags", false)?,
             invalidate_on_unsafe: flag("invalidate_on_unsafe", defaults::INVALIDATE_ON_UNSAFE)?,
             invalidate_on_mutation: flag("invalidate_on_mutation", false)?,
+            sweep_every: number("sweep_every", defaults::SWEEP_EVERY, 0)?,
+            max_entries: number("max_entries", 0, 0)?,
+            persisted_query_max_age: number("persisted_query_max_age", defaults::PERSISTED_QUERY_MAX_AGE, 1)?,
         })
     }
 

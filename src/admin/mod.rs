@@ -3,6 +3,7 @@
 //! store. Answers are JSON; a bad request gets 400 naming the field.
 
 pub mod purge;
+pub mod sweep;
 
 use crate::cache::headers::values;
 use subtle::ConstantTimeEq;
@@ -14,6 +15,8 @@ pub enum Endpoint {
     Purge,
     /// `GET <admin_path>stats`
     Stats,
+    /// `POST <admin_path>sweep`
+    Sweep,
     /// Anything else under the admin path: 404 (or 405 for a known path).
     Unknown { known_path: bool },
 }
@@ -30,7 +33,8 @@ pub fn route(admin_path: &str, token_set: bool, method: &str, path_with_query: &
     Some(match (method, rest) {
         ("POST", "purge") => Endpoint::Purge,
         ("GET" | "HEAD", "stats") => Endpoint::Stats,
-        (_, "purge" | "stats") => Endpoint::Unknown { known_path: true },
+        ("POST", "sweep") => Endpoint::Sweep,
+        (_, "purge" | "stats" | "sweep") => Endpoint::Unknown { known_path: true },
         _ => Endpoint::Unknown { known_path: false },
     })
 }
@@ -97,6 +101,8 @@ mod tests {
         assert_eq!(route(ADMIN, true, "POST", "/.well-known/post-cache/purge"), Some(Endpoint::Purge));
         assert_eq!(route(ADMIN, true, "GET", "/.well-known/post-cache/stats?x=1"), Some(Endpoint::Stats));
         assert_eq!(route(ADMIN, true, "GET", "/.well-known/post-cache/purge"), Some(Endpoint::Unknown { known_path: true }));
+        assert_eq!(route(ADMIN, true, "POST", "/.well-known/post-cache/sweep"), Some(Endpoint::Sweep));
+        assert_eq!(route(ADMIN, true, "GET", "/.well-known/post-cache/sweep"), Some(Endpoint::Unknown { known_path: true }));
         assert_eq!(route(ADMIN, true, "POST", "/.well-known/post-cache/other"), Some(Endpoint::Unknown { known_path: false }));
         assert_eq!(route(ADMIN, false, "POST", "/.well-known/post-cache/purge"), None);
         assert_eq!(route(ADMIN, true, "POST", "/graphql"), None);

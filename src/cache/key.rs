@@ -113,6 +113,30 @@ pub fn is_segment_key(key: &str) -> bool {
     })
 }
 
+/// The parts of a segment key: its entry's key, generation and index.
+pub fn segment_parts(key: &str) -> Option<(&str, u64, u32)> {
+    let (rest, index) = key.rsplit_once(':')?;
+    let (entry, generation) = rest.rsplit_once(':')?;
+    if generation.len() != 16 || !is_entry_key(entry) {
+        return None;
+    }
+    Some((entry, u64::from_str_radix(generation, 16).ok()?, index.parse().ok()?))
+}
+
+/// Whether a key is a persisted query's marker.
+pub fn is_persisted_marker_key(key: &str) -> bool {
+    key.strip_prefix(KEY_PREFIX)
+        .and_then(|rest| rest.strip_prefix("apq:"))
+        .is_some_and(|digest| digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The tag prefix (`tag_prefix`) a marker key starts with.
+pub fn tag_prefix_of_marker(marker_key: &str) -> Option<&str> {
+    let rest = marker_key.strip_prefix(TAG_PREFIX)?;
+    let (digest, _) = rest.split_once(':')?;
+    Some(&marker_key[..TAG_PREFIX.len() + digest.len() + 1])
+}
+
 /// Whether a key is an entry (a record, or a mark alone under an entry's key)
 /// rather than a segment, a tag marker or a persisted-query marker.
 pub fn is_entry_key(key: &str) -> bool {
@@ -240,6 +264,10 @@ mod tests {
         let segment = segment_key(&key, u64::MAX, 9_999);
         assert!(!is_entry_key(&segment) && segment.starts_with(&format!("{key}:")));
         assert!(is_segment_key(&segment) && !is_segment_key(&key) && !is_segment_key(&marker));
+        assert_eq!(segment_parts(&segment), Some((key.as_str(), u64::MAX, 9_999)));
+        assert_eq!(segment_parts(&key), None);
+        assert_eq!(tag_prefix_of_marker(&marker), Some(tag_prefix("product:42").as_str()));
+        assert!(is_persisted_marker_key(&persisted_marker_key(&[7; 32])) && !is_persisted_marker_key(&key));
         assert!(segment.len() <= 150 && segment.starts_with(&query_prefix("API.example.com", "/graphql", "op=q")));
         assert!(key.starts_with(&query_prefix("API.example.com", "/graphql", "op=q")));
         assert!(!key.starts_with(&query_prefix("api.example.com", "/graphql", "op=r")));

@@ -15,5 +15,6 @@ pub mod outcome;
 pub mod policy;
 pub mod record;
 pub mod segment;
+pub mod sweep;
 pub mod tags;
 pub mod targeted;

@@ -41,6 +41,24 @@ pub fn parse_tags(headers: &[(String, Vec<u8>)]) -> Tags {
     out
 }
 
+/// A tag marker's value: `t:` and the last moment (Unix seconds) its entry
+/// could be served when the marker was written, so a sweep can tell a live
+/// marker from the marker alone, without reading the entry. Markers written
+/// before carry `t` alone. Whatever follows a further `:` is left for later
+/// fields and ignored.
+pub fn marker_value(last_usable: u64) -> Vec<u8> {
+    format!("t:{last_usable}").into_bytes()
+}
+
+/// The last usable moment a marker's value carries; `None` for a marker
+/// without one (`t`, or a value this build does not read): its entry must be
+/// read to judge it.
+pub fn marker_until(value: &[u8]) -> Option<u64> {
+    let rest = value.strip_prefix(b"t:")?;
+    let digits = rest.split(|b| *b == b':').next()?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +85,14 @@ mod tests {
         let tags = parse_tags(&h(&[("surrogate-key", &many.join(" ")), ("cache-tag", "t0")]));
         assert_eq!(tags.tags.len(), MAX_TAGS);
         assert_eq!(tags.dropped, 5, "a repeat of a kept tag is not dropped");
+    }
+
+    #[test]
+    fn a_marker_value_carries_its_entry_s_last_usable_moment() {
+        assert_eq!(marker_until(&marker_value(1_700_000_123)), Some(1_700_000_123));
+        assert_eq!(marker_until(b"t:5:later-field"), Some(5));
+        for unknown in [&b"t"[..], b"", b"t:", b"t:x", b"u:5", b"t:-1"] {
+            assert_eq!(marker_until(unknown), None, "{:?}", String::from_utf8_lossy(unknown));
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The admin API against the store: purge (by URL, tag, exact request, or
-//! everything; hard or soft) and stats. Decisions and parsing are in `crate::admin`.
+//! everything; hard or soft), sweep and stats. Decisions and parsing are in
+//! `crate::admin`; what a sweep judges dead is `cache::sweep`.
 
+use super::housekeeping::{self, Pass};
 use super::keying::{self, Keyed};
 use super::{report, ClientRequest};
 use crate::admin::purge::{self, ExactRequest, PurgeRequest, Target};
@@ -37,19 +39,19 @@ pub async fn handle<B: BodySource, S: Store>(
     }
     match endpoint {
         Endpoint::Unknown { known_path: true } => {
-            return json(client, 405, r#"{"error":"use POST for purge and GET for stats"}"#.into()).await
+            return json(client, 405, r#"{"error":"use POST for purge and sweep, GET for stats"}"#.into()).await
         }
         Endpoint::Unknown { known_path: false } => {
-            return json(client, 404, r#"{"error":"unknown admin endpoint: there are purge and stats"}"#.into()).await
+            return json(client, 404, r#"{"error":"unknown admin endpoint: there are purge, sweep and stats"}"#.into()).await
         }
-        Endpoint::Purge | Endpoint::Stats => {}
+        Endpoint::Purge | Endpoint::Stats | Endpoint::Sweep => {}
     }
     let store = match open_store() {
         Ok(store) => store,
         Err(e) => return store_failed(client, &e, 0, None).await,
     };
     if endpoint == Endpoint::Stats {
-        return stats(&store, client).await;
+        return stats(config, now, &store, client).await;
     }
     // An exact request's body comes base64-encoded in JSON: room for the largest
     // body post-cache keys, and its headers.
@@ -59,6 +61,12 @@ pub async fn handle<B: BodySource, S: Store>(
         Ok(None) => return bad_request(client, "body", &format!("is larger than {limit} bytes")).await,
         Err(e) => return bad_request(client, "body", &format!("could not be read: {e}")).await,
     };
+    if endpoint == Endpoint::Sweep {
+        return match crate::admin::sweep::parse(&body) {
+            Ok(resume_after) => run_sweep(config, now, resume_after.as_deref(), &store, client).await,
+            Err(e) => bad_request(client, e.field, &e.problem).await,
+        };
+    }
     let purge = match purge::parse(&body) {
         Ok(purge) => purge,
         Err(e) => return bad_request(client, e.field, &e.problem).await,
@@ -103,6 +111,37 @@ async fn run_purge<S: Store>(config: &Config, now: u64, authority: &str, purge: 
         last = Some(key.clone());
     }
     json(client, 200, format!(r#"{{"purged":{purged},"soft":{}}}"#, purge.soft)).await
+}
+
+/// Deletes what can never be served again, in key order, up to
+/// [`MAX_OPERATIONS`] store operations (gets and deletes); answers the counts
+/// per kind, and a `continue` cursor when it stopped at the bound.
+async fn run_sweep<S: Store>(config: &Config, now: u64, resume_after: Option<&str>, store: &S, client: impl Client) {
+    let keys = match housekeeping::listing(store) {
+        Ok(keys) => keys,
+        Err(e) => return sweep_failed(client, &e, &Default::default(), None).await,
+    };
+    let mut pass = Pass::new(store, config, now, Some(&keys), false);
+    let mut last: Option<&str> = None;
+    for key in keys.iter().filter(|k| resume_after.is_none_or(|after| k.as_str() > after)) {
+        if pass.operations >= MAX_OPERATIONS {
+            let body = format!(r#"{{"deleted":{{{}}},"continue":{}}}"#, pass.dead.json_members(), json_string(last.unwrap_or("")));
+            return json(client, 200, body).await;
+        }
+        if let Err(e) = pass.visit(key) {
+            return sweep_failed(client, &e, &pass.dead, last).await;
+        }
+        last = Some(key);
+    }
+    json(client, 200, format!(r#"{{"deleted":{{{}}}}}"#, pass.dead.json_members())).await
+}
+
+/// A store failure mid-sweep: what was deleted, and where to continue.
+async fn sweep_failed(client: impl Client, e: &StoreError, dead: &crate::cache::sweep::Counts, last: Option<&str>) {
+    eprintln!("post-cache: admin request failed: key-value store: {e}");
+    let resume = last.map(|k| format!(r#","continue":{}"#, json_string(k))).unwrap_or_default();
+    let body = format!(r#"{{"error":{},"deleted":{{{}}}{resume}}}"#, json_string(&format!("the key-value store failed: {e}")), dead.json_members());
+    json(client, 503, body).await
 }
 
 /// The keys the target covers, from the store's listing.
@@ -221,29 +260,42 @@ async fn read_limited<B: BodySource>(body: &mut B, limit: usize) -> Result<Optio
     Ok(Some(out))
 }
 
-/// Entry count and bytes from the store's listing: what is cheap to know.
-async fn stats<S: Store>(store: &S, client: impl Client) {
+/// Entry count from the store's listing; bytes and what is dead from up to
+/// [`MAX_STATS_READS`] entries read; segments and tag markers judged dead
+/// from the listing and those entries, without reading more.
+async fn stats<S: Store>(config: &Config, now: u64, store: &S, client: impl Client) {
     let keys = match store.keys() {
         Ok(keys) => keys,
         Err(e) => return store_failed(client, &e, 0, None).await,
     };
-    let ours: Vec<&String> = keys.iter().filter(|k| k.starts_with(ANY_SCHEME_PREFIX)).collect();
-    let entries: Vec<&&String> = ours.iter().filter(|k| is_entry_key(k)).collect();
+    let mut ours: Vec<String> = keys.iter().filter(|k| k.starts_with(ANY_SCHEME_PREFIX)).cloned().collect();
+    ours.sort_unstable();
+    let entries = ours.iter().filter(|k| is_entry_key(k)).count();
     let tag_markers = ours.iter().filter(|k| entry_of_tag_marker(k).is_some()).count();
     let segments = ours.iter().filter(|k| key::is_segment_key(k)).count();
-    let (mut bytes, mut read) = (0usize, 0usize);
-    for key in entries.iter().take(MAX_STATS_READS) {
-        match store.get(key) {
-            Ok(value) => bytes += value.map_or(0, |v| v.len()),
-            Err(e) => return store_failed(client, &e, 0, None).await,
+    let mut pass = Pass::new(store, config, now, Some(&ours), true);
+    for key in ours.iter().filter(|k| is_entry_key(k)) {
+        if pass.operations >= MAX_STATS_READS {
+            break;
         }
-        read += 1;
+        if let Err(e) = pass.visit(key) {
+            return store_failed(client, &e, 0, None).await;
+        }
     }
+    let read = pass.operations;
+    for key in &ours {
+        pass.judge_from_listing(key);
+    }
+    let dead = pass.dead;
     let body = format!(
-        r#"{{"entries":{},"tag_markers":{tag_markers},"segments":{segments},"other_keys":{},"store_keys":{},"entry_bytes":{bytes},"entries_measured":{read},"key_scheme":{},"record_version":{RECORD_VERSION}}}"#,
-        entries.len(),
-        ours.len() - entries.len() - tag_markers - segments,
+        r#"{{"entries":{entries},"tag_markers":{tag_markers},"segments":{segments},"other_keys":{},"store_keys":{},"entry_bytes":{},"dead_entries":{},"dead_marks":{},"orphan_segments":{},"orphan_tag_markers":{},"entries_measured":{read},"key_scheme":{},"record_version":{RECORD_VERSION}}}"#,
+        ours.len() - entries - tag_markers - segments,
         keys.len(),
+        pass.bytes_read,
+        dead.entries,
+        dead.marks,
+        dead.segments,
+        dead.tag_markers,
         key::KEY_SCHEME,
     );
     json(client, 200, body).await

@@ -6,17 +6,17 @@
 
 use super::forward::{self, relay, send, Conditionals};
 use super::lookup::{self, StoredAnswer, Usable};
-use super::{content_length, forget, log_store_error, push_length, push_status, report, segments, Flow};
+use super::{content_length, forget, housekeeping, log_store_error, push_length, push_status, report, segments, Flow};
 use crate::body::{respond_full, BodySink, BodySource, Client};
 use crate::cache::conditional;
 use crate::cache::freshness::stands_in_for_errors;
 use crate::cache::headers::{self, HeaderList};
 use crate::cache::mark::Mark;
 use crate::cache::key::{persisted_marker_key, tag_marker_key};
-use crate::cache::tags;
+use crate::cache::{sweep, tags};
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_response, NotStoredReason, Storability, StoragePolicy};
-use crate::cache::record::{Record, RecordBuilder, RecordMeta, StaleWindows};
+use crate::cache::record::{Record, RecordBuilder, RecordMeta, Sealed, StaleWindows};
 use crate::config::Config;
 use crate::origin::{Origin, OriginError, OriginResponse};
 use crate::protocol::jsonrpc::IdSlot;
@@ -307,30 +307,49 @@ fn persisted_may_be_stored(store: &impl Store, check: &AnswerCheck) -> Result<()
 }
 
 /// After storing the answer to a persisted query that came with its document and
-/// runs a query, records so under its marker: one write, on such misses only.
-fn mark_persisted_query(store: &impl Store, check: &AnswerCheck) {
+/// runs a query, records so under its marker, with the time: one write, on
+/// such misses only. A sweep deletes markers older than
+/// `persisted_query_max_age`; every such miss writes it again.
+fn mark_persisted_query(store: &impl Store, check: &AnswerCheck, now: u64) {
     if let AnswerCheck::GraphQl { persisted: Some(Persisted { marker, proven_query: true }), .. } = check {
-        if let Err(e) = store.set(&persisted_marker_key(marker), b"query") {
+        if let Err(e) = store.set(&persisted_marker_key(marker), &sweep::persisted_marker_value(now)) {
             log_store_error("set", &e);
         }
     }
 }
 
-/// After storing an entry, one small marker per tag it carries (and did not
-/// carry in `before`), so a purge by tag finds it: no tags, no writes.
+/// After a revalidation rewrote an entry's head, one marker per tag it now
+/// carries and did not carry in `before`, so a purge by tag finds it. The
+/// marker carries no last usable moment (a sweep reads the entry to judge
+/// it). When one cannot be written, the entry is deleted: an entry a purge by
+/// its tags would miss must not be served.
 fn write_tag_markers<B, S: Store, O>(flow: &Flow<'_, B, S, O>, headers: &[(String, Vec<u8>)], before: &[(String, Vec<u8>)]) {
+    if let Err(e) = tag_markers(flow, headers, before, b"t") {
+        log_store_error("set", &e);
+        forget(flow);
+    }
+}
+
+/// Writes the markers of the tags in `headers` not in `before`, each holding
+/// `value`; stops at the first failure.
+fn tag_markers<B, S: Store, O>(
+    flow: &Flow<'_, B, S, O>,
+    headers: &[(String, Vec<u8>)],
+    before: &[(String, Vec<u8>)],
+    value: &[u8],
+) -> Result<usize, crate::store::StoreError> {
     let had = tags::parse_tags(before).tags;
     let parsed = tags::parse_tags(headers);
     if parsed.dropped > 0 {
         eprintln!("post-cache: {} tags over the limits (128 tags of 128 bytes) not indexed", parsed.dropped);
     }
+    let mut written = 0;
     for tag in parsed.tags.iter().filter(|t| !had.contains(t)) {
         let Some(marker) = tag_marker_key(tag, &flow.keyed.kv_key) else { continue };
-        if let Err(e) = flow.store.set(&marker, b"t") {
-            log_store_error("set", &e);
-            return;
-        }
+        flow.store.set(&marker, value)?;
+        written += 1;
     }
+    Ok(written)
 }
 
 /// Where and what a storable miss is written.
@@ -509,9 +528,12 @@ fn check_and_store<B, S: Store, O>(entry: &Entry<'_, B, S, O>, builder: RecordBu
     }
 }
 
-/// Seals a captured answer for the store's value size and writes it (segments
-/// first, head last), then what indexes it. Only logged on failure: the client
-/// has its answer.
+/// Seals a captured answer for the store's value size and writes it: its tag
+/// markers first (each carrying the entry's last usable moment), then its
+/// segments, its head last — so a head in the store is always found by a
+/// purge of its tags, and a failed write leaves no head. Only logged on
+/// failure (the client has its answer); a refused write may mean a full store,
+/// so room is made. Now and then a step of the sweep follows.
 fn store_entry<B, S: Store, O>(
     entry: &Entry<'_, B, S, O>,
     builder: RecordBuilder,
@@ -519,19 +541,28 @@ fn store_entry<B, S: Store, O>(
     stored_headers: &[(String, Vec<u8>)],
 ) -> bool {
     let flow = entry.flow;
-    let Some(sealed) = builder.seal_within(id_slots, flow.config.max_value_bytes, (flow.new_generation)()) else {
+    let (config, now) = (flow.config, flow.now);
+    let generation = (flow.new_generation)();
+    let Some(sealed) = builder.seal_within(id_slots, config.max_value_bytes, generation) else {
         eprintln!("post-cache: the answer's head does not fit one value of max_value_bytes; not stored");
         entry.abandon();
         return false;
     };
-    match segments::write(flow, &sealed) {
+    let marker = tags::marker_value(sweep::last_usable(&entry.meta));
+    let written = tag_markers(flow, stored_headers, &[], &marker).and_then(|_| segments::write(flow, &sealed));
+    match written {
         Ok(()) => {
-            mark_persisted_query(flow.store, &flow.keyed.check);
-            write_tag_markers(flow, stored_headers, &[]);
+            mark_persisted_query(flow.store, &flow.keyed.check, now);
+            housekeeping::after_store(flow.store, config, now, generation);
             true
         }
         Err(e) => {
             log_store_error("set", &e);
+            let keys = match &sealed {
+                Sealed::Whole(_) => 1,
+                Sealed::Split { segments, .. } => 1 + segments.len(),
+            } + tags::parse_tags(stored_headers).tags.len();
+            housekeeping::make_room(flow.store, config, now, generation, keys, &e);
             false
         }
     }

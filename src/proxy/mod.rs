@@ -10,6 +10,7 @@
 mod admin;
 mod collapse;
 mod forward;
+mod housekeeping;
 mod invalidate;
 mod keying;
 mod lookup;

@@ -424,3 +424,5 @@ mod segments;
 mod hardening;
 #[path = "tests/protocol.rs"]
 mod protocol;
+#[path = "tests/sweep.rs"]
+mod sweep;

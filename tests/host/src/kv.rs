@@ -7,7 +7,7 @@
 use crate::server::RequestState;
 use crate::spin::fermyon::spin::key_value::{Error, Host, HostStore};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::Resource;
@@ -32,6 +32,9 @@ pub struct KvData {
     /// labels): SQLite, as `spin up` keeps it. Eviction and `corrupt_all` work
     /// on the in-memory data only.
     sqlite: Option<crate::kv_sqlite::Sqlite>,
+    /// Keys per store at most (0: no cap), like Fermyon Cloud's 1,024: a `set`
+    /// of a key not yet there fails once the store holds this many.
+    pub max_keys: AtomicUsize,
 }
 
 /// Faults switchable while the host runs.
@@ -177,6 +180,7 @@ impl KvData {
             ops: KvOps::default(),
             journal: KvJournal::default(),
             sqlite: None,
+            max_keys: AtomicUsize::new(0),
         }
     }
 
@@ -256,6 +260,21 @@ impl KvData {
         }
         let mut stores = self.stores.lock().unwrap();
         stores.get_mut(label).expect("label defined").insert(key.to_string(), value);
+    }
+
+    /// Inserts unless the key is new and the store is at its key cap. Spin
+    /// passes a store's own errors on as `other` with the backend's message,
+    /// the only way a guest learns the store is full.
+    fn insert_capped(&self, label: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
+        let cap = self.max_keys.load(Ordering::SeqCst);
+        if cap > 0 {
+            let keys = self.keys(label);
+            if keys.len() >= cap && !keys.iter().any(|k| k == key) {
+                return Err(Error::Other(format!("QuotaExceeded(\"the store holds {} keys, the limit is {cap}\")", keys.len())));
+            }
+        }
+        self.insert(label, key, value);
+        Ok(())
     }
 
     pub fn remove(&self, label: &str, key: &str) -> Option<Vec<u8>> {
@@ -358,9 +377,9 @@ impl HostStore for RequestState {
             }
         }
         self.kv.data.maybe_evict(&label);
-        self.kv.data.insert(&label, &key, value);
-        self.kv.data.journal.record("set", &key, true);
-        Ok(())
+        let inserted = self.kv.data.insert_capped(&label, &key, value);
+        self.kv.data.journal.record("set", &key, inserted.is_ok());
+        inserted
     }
 
     async fn delete(&mut self, store: Resource<StoreHandle>, key: String) -> Result<(), Error> {

@@ -22,6 +22,8 @@ mod segments;
 mod races;
 #[path = "e2e/store_faults.rs"]
 mod store_faults;
+#[path = "e2e/sweep.rs"]
+mod sweep;
 
 fn compiled() -> &'static (Engine, Component) {
     static COMPILED: OnceLock<(Engine, Component)> = OnceLock::new();

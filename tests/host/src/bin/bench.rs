@@ -1,8 +1,8 @@
 //! Benchmarks: what a post-cache hit, miss and pass-through cost beside two
 //! floors and the origin itself, measured in one run on this machine.
 //! `cargo run -p spin-test-host --bin bench` (add `-- --quick` for a short run,
-//! `-- --protocols`, `-- --stale`, `-- --purge`, `-- --scale`, `-- --sockets` or `-- --large`
-//! for that section alone).
+//! `-- --protocols`, `-- --stale`, `-- --purge`, `-- --scale`, `-- --sockets`, `-- --large`
+//! or `-- --sweep` for that section alone).
 
 use sha2::{Digest, Sha256};
 use spin_test_host::client::{Client, Framing};
@@ -677,6 +677,65 @@ async fn hit_at_scale(engine: &wasmtime::Engine, post_cache: &wasmtime::componen
     );
     drop(scaled);
     let _ = std::fs::remove_file(&db);
+/// The sweep (issue 17): one admin sweep request over a store of live and of
+/// dead entries, and the automatic step after a miss, at 100 and 100,000
+/// entries. Entries are copies of one real 4 KiB record under distinct keys.
+async fn sweep_cost(engine: &wasmtime::Engine, post_cache: &wasmtime::component::Component, origin: &TestOrigin) -> wasmtime::Result<()> {
+    const TOKEN: &str = "bench-purge-token-0123456789";
+    const EVERY: u64 = 32;
+    println!();
+    println!("Sweep cost against the store size (sequential; instance time is request to instance end, median of 5; memory, store calls (get/set/delete/get-keys) and keys deleted are the first request's):");
+    println!();
+    println!("| entries | what | instance ms | peak guest MiB | store calls | deleted |");
+    println!("|---:|---|---:|---:|---|---:|");
+    for entries in [100usize, 100_000] {
+        for what in ["admin sweep, all live", "admin sweep, all dead", "miss without step", "miss with step, all live", "miss with step, all dead"] {
+            let every = if what.contains("with step") { "1" } else { "0" };
+            let c = in_front_of(origin, &[("purge_token", TOKEN), ("sweep_every", every)]);
+            let host = start(engine, post_cache, c).await?;
+            host.freeze_clock();
+            let mut client = Client::new(host.addr);
+            let r = client.send("POST", "/seed?cc=max-age%3D60&size=4096&static=1", &[], b"seed", Framing::Sized).await?;
+            assert_eq!(r.status, 200);
+            host.wait_idle(Duration::from_secs(60)).await;
+            let seed_key = host.kv.keys("default").into_iter().next().expect("the seed entry");
+            let record = host.kv.get("default", &seed_key).expect("stored");
+            for n in 0..entries as u64 {
+                host.kv.insert("default", &format!("post-cache:v2:{n:032x}:{n:016x}:{n:064x}"), record.clone());
+            }
+            if what.ends_with("dead") {
+                host.advance_clock(3600);
+            }
+            let (mut times, mut peak, mut calls, mut deleted) = (Vec::new(), 0, [0u64; 4], 0);
+            for i in 0..5 {
+                host.stats.peak_memory.store(0, Ordering::SeqCst);
+                let before_calls = kv_calls(&host.kv);
+                let before_keys = host.kv.keys("default").len();
+                let t = Instant::now();
+                let r = if what.starts_with("admin") {
+                    let auth = format!("Bearer {TOKEN}");
+                    client.send("POST", "/.well-known/post-cache/sweep", &[("authorization", auth.as_str())], b"", Framing::Sized).await?
+                } else {
+                    client.send("POST", "/miss?cc=max-age%3D60", &[], format!("{i}-{}", UNIQUE.fetch_add(1, Ordering::SeqCst)).as_bytes(), Framing::Sized).await?
+                };
+                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                host.wait_idle(Duration::from_secs(120)).await;
+                times.push(t.elapsed());
+                if i == 0 {
+                    // The first request's: later ones find what it deleted gone.
+                    peak = host.stats.peak_memory.load(Ordering::SeqCst);
+                    let after = kv_calls(&host.kv);
+                    calls = std::array::from_fn(|k| after[k] - before_calls[k]);
+                    deleted = (before_keys + usize::from(what.starts_with("miss"))).saturating_sub(host.kv.keys("default").len());
+                }
+            }
+            times.sort();
+            let ms = times[times.len() / 2].as_secs_f64() * 1e3;
+            println!("| {entries} | {what} | {ms:.2} | {} | {}/{}/{}/{} | {deleted} |", mib(peak), calls[0], calls[1], calls[2], calls[3]);
+        }
+    }
+    println!();
+    println!("The automatic step runs after one stored miss in sweep_every (default {EVERY}) on average: its amortized cost per miss is the step's extra time over a miss without it, divided by {EVERY}.");
     Ok(())
 }
 
@@ -718,6 +777,9 @@ async fn main() -> wasmtime::Result<()> {
     }
     if std::env::args().any(|a| a == "--large") {
         return large_entries(&engine, &post_cache, &origin, scale).await;
+    }
+    if std::env::args().any(|a| a == "--sweep") {
+        return sweep_cost(&engine, &post_cache, &origin).await;
     }
     if std::env::args().any(|a| a == "--sockets") {
         return socket_modes(&engine, &post_cache, &trivial, &forward, &origin, scale, limit).await;
@@ -822,4 +884,10 @@ async fn main() -> wasmtime::Result<()> {
         );
     }
     Ok(())
+}
+
+/// get, set, delete and get-keys calls so far.
+fn kv_calls(kv: &spin_test_host::kv::KvData) -> [u64; 4] {
+    let c = kv.ops.snapshot();
+    [c.get, c.set, c.delete, c.get_keys]
 }
