@@ -47,6 +47,10 @@ pub struct Config {
     /// How long a miss waits for another request already fetching the same key
     /// (milliseconds); 0 turns collapsing off.
     pub collapse_wait_ms: u64,
+    /// Whether a miss on a key that holds nothing writes a mark too (one write
+    /// and one read before the origin is asked), so that a burst on a new key
+    /// collapses; expired entries are always collapsed.
+    pub collapse_cold_misses: bool,
     /// Where the admin API lives: starts and ends with `/`.
     pub admin_path: String,
     /// The admin API's bearer token (a secret variable); empty turns the API off.
@@ -301,6 +305,7 @@ impl Config {
             admin_path,
             purge_token,
             relay_tags: flag("relay_tags", false)?,
+            collapse_cold_misses: flag("collapse_cold_misses", false)?,
             invalidate_on_unsafe: flag("invalidate_on_unsafe", defaults::INVALIDATE_ON_UNSAFE)?,
             invalidate_on_mutation: flag("invalidate_on_mutation", false)?,
             sweep_every: number("sweep_every", defaults::SWEEP_EVERY, 0)?,

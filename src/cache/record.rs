@@ -236,10 +236,10 @@ impl RecordBuilder {
     /// The head for a body that is exactly a stored segmented entry's —
     /// `held_inline` (its head's part of the body) then the segments `held`
     /// names: a head naming those same segments, so that an answer fetched
-    /// again and found unchanged costs one write, not one per segment.
-    /// `Err(self)`, to be sealed as usual, when the body differs or such a head
-    /// would not fit `max_value`.
-    pub fn seal_reusing(self, id_slots: &[IdSlot], max_value: usize, held_inline: &[u8], held: &Segments) -> Result<Vec<u8>, Self> {
+    /// again and found unchanged costs one write, not one per segment. `None`,
+    /// to be sealed as usual, when the body differs or such a head would not
+    /// fit `max_value`.
+    pub fn head_reusing(&self, id_slots: &[IdSlot], max_value: usize, held_inline: &[u8], held: &Segments) -> Option<Vec<u8>> {
         let body = self.body();
         let inline_len = held_inline.len();
         let segment = |i: usize| {
@@ -252,14 +252,13 @@ impl RecordBuilder {
             && (0..held.digests.len()).all(|i| segment(i).is_some_and(|bytes| segment::digest(bytes) == held.digests[i]));
         let fits = self.body_start + inline_len + extension_len(id_slots, held.digests.len()) <= max_value;
         if !same || !fits {
-            return Err(self);
+            return None;
         }
-        let Self { mut buf, body_start, .. } = self;
-        buf.truncate(body_start + inline_len);
-        buf[body_start - 4..body_start].copy_from_slice(&(inline_len as u32).to_le_bytes());
-        put_extensions(&mut buf, id_slots, Some(held));
-        seal(&mut buf);
-        Ok(buf)
+        let mut head = self.buf[..self.body_start + inline_len].to_vec();
+        head[self.body_start - 4..self.body_start].copy_from_slice(&(inline_len as u32).to_le_bytes());
+        put_extensions(&mut head, id_slots, Some(held));
+        seal(&mut head);
+        Some(head)
     }
 
     /// Seals the record for values of at most `max_value` bytes: whole when it
@@ -682,7 +681,7 @@ mod tests {
         let later = RecordMeta { stored_at: meta().stored_at + 100, fresh_until: meta().fresh_until + 100, ..meta() };
         let mut more = headers();
         more.push(("x-later".into(), b"1".to_vec()));
-        let reused = build(&later, &more, &body).seal_reusing(&[], 2048, held.body, &manifest).ok().expect("the same body");
+        let reused = build(&later, &more, &body).head_reusing(&[], 2048, held.body, &manifest).expect("the same body");
         let rec = decode(&reused).unwrap();
         assert_eq!((rec.meta, rec.body, rec.segments.as_ref()), (later.clone(), held.body, Some(&manifest)));
         assert_eq!(rec.headers.len(), 5);
@@ -690,10 +689,10 @@ mod tests {
         for at in [0, held.body.len(), body.len() - 1] {
             let mut other = body.clone();
             other[at] ^= 1;
-            assert!(build(&later, &more, &other).seal_reusing(&[], 2048, held.body, &manifest).is_err(), "{at}");
+            assert!(build(&later, &more, &other).head_reusing(&[], 2048, held.body, &manifest).is_none(), "{at}");
         }
-        assert!(build(&later, &more, &body[..9_999]).seal_reusing(&[], 2048, held.body, &manifest).is_err());
-        assert!(build(&later, &more, &body).seal_reusing(&[], held.body.len(), held.body, &manifest).is_err());
+        assert!(build(&later, &more, &body[..9_999]).head_reusing(&[], 2048, held.body, &manifest).is_none());
+        assert!(build(&later, &more, &body).head_reusing(&[], held.body.len(), held.body, &manifest).is_none());
     }
 
     #[test]

@@ -149,6 +149,9 @@ fn select(target: &Target, authority: &str, mut keys: Vec<String>) -> Vec<String
     match target {
         Target::Url { host, path, query } => {
             let host = host.as_deref().unwrap_or(authority);
+            // Requests are keyed with their dot segments removed.
+            let normalized = crate::http::path::normalize(path);
+            let path = normalized.as_deref().unwrap_or(path);
             let prefix = match query {
                 Some(q) => query_prefix(host, path, q),
                 None => uri_prefix(host, path),

@@ -1,7 +1,7 @@
 //! Collapsed misses: of many requests that miss the same key at once, best-effort
-//! only one goes to the origin. It leaves a short-lived mark under the key (alone,
-//! or inside the stale record), written while its own request is on its way to
-//! the origin; the others poll the key with backoff for up to
+//! only one goes to the origin. It leaves a short-lived mark under the key (inside
+//! the expired record, or alone under a cold key when `collapse_cold_misses`
+//! asks for it); the others poll the key with backoff for up to
 //! `collapse_wait_ms` and answer from the entry when it lands, or go to the
 //! origin themselves. The store has no locks or atomics: a mark is a claim read
 //! back, two near-simultaneous leaders can both win, and a leader that dies only
@@ -44,7 +44,12 @@ pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
     client: impl Client,
 ) {
     let (found, markable) = match held {
-        Held::Empty => (None, true),
+        // A cold key is marked only when the operator asks: the mark's write
+        // and read-back come before the origin is asked, on every cold miss,
+        // and most cold keys are asked for once. Popular keys get their bursts
+        // when they expire (their record carries the mark) or after a soft
+        // purge.
+        Held::Empty => (None, flow.config.collapse_cold_misses),
         Held::Mark(mark) => (Some(mark), true),
         Held::Unusable => (None, false),
         // Records from before version 3 have no room for a mark.
@@ -54,22 +59,20 @@ pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
     let wait = match decision {
         Collapse::Alone => false,
         Collapse::Wait => true,
-        Collapse::Lead => {
-            // The leader's request goes out first and its mark is written
-            // while the origin works: a cold miss no longer waits for a store
-            // write and a read-back before the origin is even asked. Followers
-            // arriving in between go to the origin too, as two leaders could.
-            let claim = || claim(flow, held, runtime);
-            let (stored, ours) = miss::fetch_and_store_claiming(flow, fwd, prior, client, Some(&claim)).await;
-            if let (false, Some(mark)) = (stored, ours) {
-                let original = match held {
-                    Held::Record(bytes, _) => Some(bytes),
-                    _ => None,
-                };
-                release(flow, mark, original);
+        Collapse::Lead => match claim(flow, held, runtime) {
+            Claim::Ours(mark) => {
+                if !miss::fetch_and_store(flow, fwd, prior, client).await {
+                    let original = match held {
+                        Held::Record(bytes, _) => Some(bytes),
+                        _ => None,
+                    };
+                    release(flow, mark, original);
+                }
+                return;
             }
-            return;
-        }
+            Claim::Theirs => true,
+            Claim::Failed => false,
+        },
     };
     if wait {
         if let Some(bytes) = wait_for_leader(flow, runtime).await {
@@ -83,12 +86,19 @@ pub async fn fetch_collapsed<B: BodySource, S: Store, O: Origin, R: Runtime>(
     miss::fetch_and_store(flow, fwd, prior, client).await;
 }
 
+enum Claim {
+    /// Our mark is what the key holds now: fetch.
+    Ours(Mark),
+    /// Another request's mark replaced ours: wait for it.
+    Theirs,
+    /// The store failed, or the entry changed since the lookup: fetch without
+    /// collapsing.
+    Failed,
+}
+
 /// Writes our mark and reads the key back at once (a miss is on the client's
 /// clock, so unlike a refresh it does not wait for others' marks to settle).
-/// Returns the mark when it is what the key holds now; `None` when another
-/// request's mark replaced it, the entry changed since the lookup, or the
-/// store failed.
-fn claim<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, held: Held<'_>, runtime: &R) -> Option<Mark> {
+fn claim<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, held: Held<'_>, runtime: &R) -> Claim {
     let key = &flow.keyed.kv_key;
     let seconds = flow.config.collapse_wait_ms.div_ceil(1000) + 1;
     let mark = Mark { until: flow.now + seconds, token: runtime.token() };
@@ -96,20 +106,23 @@ fn claim<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, held: Held<'_>, r
         // The mark goes only into the entry the key still holds: a segmented
         // entry's first segment was read since the lookup, and a purge or a
         // newer entry may have landed meanwhile.
-        Held::Record(_, _) if !miss::still_held(flow) => return None,
-        Held::Record(bytes, _) => record::with_mark(bytes, Some(mark))?,
+        Held::Record(_, _) if !miss::still_held(flow) => return Claim::Failed,
+        Held::Record(bytes, _) => match record::with_mark(bytes, Some(mark)) {
+            Some(marked) => marked,
+            None => return Claim::Failed,
+        },
         _ => mark.encode(),
     };
     if let Err(e) = flow.store.set(key, &value) {
         log_store_error("set", &e);
-        return None;
+        return Claim::Failed;
     }
     match flow.store.get(key) {
-        Ok(Some(bytes)) if mark_in(&bytes) == Some(mark) => Some(mark),
-        Ok(_) => None,
+        Ok(Some(bytes)) if mark_in(&bytes) == Some(mark) => Claim::Ours(mark),
+        Ok(_) => Claim::Theirs,
         Err(e) => {
             log_store_error("get", &e);
-            None
+            Claim::Failed
         }
     }
 }

@@ -11,7 +11,6 @@ use crate::body::{respond_full, BodySink, BodySource, Client};
 use crate::cache::conditional;
 use crate::cache::freshness::stands_in_for_errors;
 use crate::cache::headers::{self, HeaderList};
-use crate::cache::mark::Mark;
 use crate::cache::key::{persisted_marker_key, tag_marker_key};
 use crate::cache::{sweep, tags};
 use crate::cache::outcome::{Fwd, Outcome};
@@ -74,20 +73,6 @@ pub async fn fetch_and_store<B: BodySource, S: Store, O: Origin>(
     prior: Prior<'_>,
     client: impl Client,
 ) -> bool {
-    fetch_and_store_claiming(flow, fwd, prior, client, None).await.0
-}
-
-/// [`fetch_and_store`] for a collapse leader: `claim` (writing its mark and
-/// reading it back) runs once the request is on its way to the origin, so the
-/// store's round trips overlap the origin's time instead of adding to it.
-/// Returns whether a record was written, and the mark if it was ours.
-pub async fn fetch_and_store_claiming<B: BodySource, S: Store, O: Origin>(
-    flow: &Flow<'_, B, S, O>,
-    fwd: Fwd,
-    prior: Prior<'_>,
-    client: impl Client,
-    claim: Option<&dyn Fn() -> Option<Mark>>,
-) -> (bool, Option<Mark>) {
     let (config, request, keyed) = (flow.config, flow.request, flow.keyed);
     let reads_answer = lookup::asks_identity(keyed);
     // RFC 9111 §4.3.1: a stale record's validators go to the origin — unless
@@ -102,11 +87,8 @@ pub async fn fetch_and_store_claiming<B: BodySource, S: Store, O: Origin>(
         Prior::Nothing { .. } => (HeaderList::new(), false),
     };
     let conditionals = if background || !ours.is_empty() { Conditionals::Ours(&ours) } else { Conditionals::Client };
-    // `join` polls the send first: its first poll hands the request to the
-    // host, which sends it while the claim's store calls run.
-    let sent = send(config, request, &keyed.body, flow.origin, reads_answer, conditionals);
-    let (response, mark) = futures::future::join(sent, async { claim.and_then(|claim| claim()) }).await;
-    (answer_and_store(flow, fwd, prior, client, response, &ours).await, mark)
+    let response = send(config, request, &keyed.body, flow.origin, reads_answer, conditionals).await;
+    answer_and_store(flow, fwd, prior, client, response, &ours).await
 }
 
 /// The origin's response (or failure) to a keyed request: answered, and
@@ -542,6 +524,9 @@ fn store_entry<B, S: Store, O>(
 ) -> bool {
     let flow = entry.flow;
     let (config, now) = (flow.config, flow.now);
+    if let Some(stored) = rewrite_unchanged(entry, &builder, id_slots, stored_headers) {
+        return stored;
+    }
     let generation = (flow.new_generation)();
     let Some(sealed) = builder.seal_within(id_slots, config.max_value_bytes, generation) else {
         eprintln!("post-cache: the answer's head does not fit one value of max_value_bytes; not stored");
@@ -566,6 +551,36 @@ fn store_entry<B, S: Store, O>(
             false
         }
     }
+}
+
+/// A refetch (a client's `no-cache`, an expired entry) that brought back
+/// exactly the body already stored in segments: only the head is written,
+/// naming the segments already there, and only the markers of tags the entry
+/// did not carry before — one write instead of one per segment and tag. Only
+/// while the key still holds the entry read at lookup (its segments are then
+/// not being retired). `None` when that does not apply: store it whole.
+fn rewrite_unchanged<B, S: Store, O>(
+    entry: &Entry<'_, B, S, O>,
+    builder: &RecordBuilder,
+    id_slots: &[IdSlot],
+    stored_headers: &[(String, Vec<u8>)],
+) -> Option<bool> {
+    let flow = entry.flow;
+    let held = crate::cache::record::decode(flow.held?).ok()?;
+    let manifest = held.segments.as_ref()?;
+    let head = builder.head_reusing(id_slots, flow.config.max_value_bytes, held.body, manifest)?;
+    if !still_held(flow) {
+        return None;
+    }
+    let before: HeaderList = held.headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
+    let marker = tags::marker_value(sweep::last_usable(&entry.meta));
+    let written = tag_markers(flow, stored_headers, &before, &marker).and_then(|_| segments::rewrite_head(flow, &head, manifest.generation));
+    if let Err(e) = written {
+        log_store_error("set", &e);
+        return Some(false);
+    }
+    mark_persisted_query(flow.store, &flow.keyed.check, flow.now);
+    Some(true)
 }
 
 /// Answers with a captured body and its exact length.

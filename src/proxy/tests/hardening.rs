@@ -213,31 +213,21 @@ fn behind_vary_accept_encoding_graphql_clients_of_every_encoding_share_the_entry
     assert_eq!(other.header("cache-status").unwrap(), "post-cache; fwd=vary-miss; detail=storing");
 }
 
-/// An origin that notes how many store writes had been made when it was asked.
-struct Watching<'a> {
-    inner: FakeOrigin,
-    store: &'a MemoryStore,
-    sets_when_asked: RefCell<Vec<usize>>,
-}
-
-impl Origin for Watching<'_> {
-    type Body = Chunks;
-
-    async fn send<S: BodySource>(&self, request: OriginRequest<'_>, body: OutboundBody<'_, S>) -> Result<OriginResponse<Chunks>, OriginError> {
-        self.sets_when_asked.borrow_mut().push(self.store.sets.get());
-        self.inner.send(request, body).await
-    }
-}
-
 #[test]
-fn a_collapse_leader_asks_the_origin_before_it_writes_its_mark() {
+fn a_cold_miss_writes_no_mark_unless_collapse_cold_misses_asks_for_it() {
     let (cfg, store) = (config(&[]), MemoryStore::default());
-    let origin = Watching { inner: origin("max-age=60"), store: &store, sets_when_asked: RefCell::new(Vec::new()) };
-    let captured = Captured::default();
-    futures::executor::block_on(handle(&cfg, NOW, request("POST", &[], b"q"), || Ok(&store), &origin, FakeClient(captured.clone()), &FakeRuntime::default()));
-    assert_eq!(captured.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
-    assert_eq!(*origin.sets_when_asked.borrow(), [0], "no store write stood before the origin request");
-    assert_eq!(store.sets.get(), 2, "the mark, then the record");
+    let miss = run(&cfg, NOW, request("POST", &[], b"q"), &store, &origin("max-age=60"));
+    assert_eq!(miss.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
+    assert_eq!((store.sets.get(), store.gets.get()), (1, 1), "the lookup and the record: no mark, no read-back");
+    let cold = config(&[("collapse_cold_misses", "true")]);
+    let marked = MemoryStore::default();
+    run(&cold, NOW, request("POST", &[], b"q"), &marked, &origin("max-age=60"));
+    assert_eq!((marked.sets.get(), marked.gets.get()), (2, 2), "the mark and its read-back first");
+    // An expired entry is marked either way.
+    let sets = store.sets.get();
+    let refetch = run(&cfg, NOW + 61, request("POST", &[], b"q"), &store, &origin("max-age=60"));
+    assert_eq!(refetch.header("cache-status").unwrap(), "post-cache; fwd=stale; detail=storing");
+    assert_eq!(store.sets.get() - sets, 2, "the mark in the expired record, then the record");
 }
 
 #[test]
@@ -257,4 +247,32 @@ fn a_background_refresh_answered_with_a_storable_error_keeps_the_record_that_sta
     // A later client whose origin fails still gets it.
     let later = run(&cfg, NOW + 200, request("POST", &[], b"q"), &store, &down);
     assert_eq!((later.status(), later.body()), (200, b"{\"answer\":42}".to_vec()));
+}
+
+#[test]
+fn a_no_cache_refetch_that_brings_back_the_same_large_answer_rewrites_only_its_head() {
+    let cfg = small_values(&[]);
+    let store = MemoryStore::default();
+    let mut same = large(20_000, 7, "max-age=60");
+    same.headers.push(("surrogate-key".into(), b"list page-1".to_vec()));
+    run(&cfg, NOW, request("POST", &[JSON], BODY), &store, &same);
+    let segments = segment_keys(&store.entries.borrow());
+    assert_eq!(segments.len(), 4);
+    let keys_before = store.entries.borrow().len();
+    let sets = store.sets.get();
+    let refetched = run(&cfg, NOW + 30, request("POST", &[JSON, ("cache-control", "no-cache")], BODY), &store, &same);
+    assert_eq!(refetched.header("cache-status").unwrap(), "post-cache; fwd=request; detail=storing");
+    assert_eq!(refetched.body(), same.body);
+    assert_eq!(store.sets.get() - sets, 1, "the head alone: no segment, no tag marker written again");
+    assert_eq!(segment_keys(&store.entries.borrow()), segments, "the same segments");
+    assert_eq!(store.entries.borrow().len(), keys_before);
+    let hit = run(&cfg, NOW + 40, request("POST", &[JSON], BODY), &store, &same);
+    assert_eq!((hit.header("cache-status").unwrap().as_str(), hit.body()), ("post-cache; hit; ttl=50", same.body.clone()));
+    // A changed answer is written whole, under a new generation.
+    let changed = large(20_000, 8, "max-age=60");
+    let sets = store.sets.get();
+    run(&cfg, NOW + 41, request("POST", &[JSON, ("cache-control", "no-cache")], BODY), &store, &changed);
+    assert_eq!(store.sets.get() - sets, 5, "a head and 4 segments");
+    let hit = run(&cfg, NOW + 42, request("POST", &[JSON], BODY), &store, &changed);
+    assert_eq!(hit.body(), changed.body);
 }

@@ -224,7 +224,7 @@ fn the_key(cfg: &Config, body: &[u8]) -> String {
 
 #[test]
 fn a_cold_miss_leads_with_a_mark_and_replaces_it_with_the_record() {
-    let (cfg, store) = (config(&[]), MemoryStore::default());
+    let (cfg, store) = (config(&[("collapse_cold_misses", "true")]), MemoryStore::default());
     let o = origin("max-age=60");
     let miss = run(&cfg, NOW, request("POST", &[], b"q"), &store, &o);
     assert_eq!(status_of(&miss), "post-cache; fwd=uri-miss; detail=storing");
@@ -238,7 +238,7 @@ fn a_cold_miss_leads_with_a_mark_and_replaces_it_with_the_record() {
 
 #[test]
 fn a_leader_that_stores_nothing_removes_its_mark() {
-    let (cfg, store) = (config(&[]), MemoryStore::default());
+    let (cfg, store) = (config(&[("collapse_cold_misses", "true")]), MemoryStore::default());
     let failed = run(&cfg, NOW, request("POST", &[], b"q"), &store, &failing(503));
     assert_eq!(failed.status(), 503);
     let mut down = origin("max-age=60");

@@ -605,24 +605,35 @@ async fn stale_and_collapse(
         );
     }
 
-    // Bursts of 32 identical cold misses against an origin taking 50 ms.
+    // Bursts of 32 identical misses against an origin taking 50 ms: on keys
+    // that hold nothing, and on expired entries.
     println!();
-    println!("Bursts of 32 concurrent identical cold misses, origin answering in 50 ms:");
+    println!("Bursts of 32 concurrent identical misses, origin answering in 50 ms:");
     println!();
-    println!("| collapse_wait_ms | bursts | origin calls per burst (mean) | max | burst p50 ms | burst max ms |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| key | collapse_wait_ms | collapse_cold_misses | bursts | origin calls per burst (mean) | max | burst p50 ms | burst max ms |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|");
     let bursts = ((20.0 * scale) as usize).max(3);
-    for wait in ["300", "0"] {
-        let host = start(engine, post_cache, config(wait)).await?;
+    for (key, wait, cold) in [("cold", "300", "true"), ("cold", "300", "false"), ("expired", "300", "false"), ("cold", "0", "false")] {
+        let c = in_front_of(origin, &[("collapse_wait_ms", wait), ("collapse_cold_misses", cold)]);
+        let host = start(engine, post_cache, c).await?;
+        host.freeze_clock();
         let (mut calls, mut latencies) = (Vec::new(), Vec::new());
         for _ in 0..bursts {
             let body = UNIQUE.fetch_add(1, Ordering::SeqCst).to_le_bytes().to_vec();
+            const PATH: &str = "/burst?cc=max-age%3D60&delay_ms=50";
+            if key == "expired" {
+                let r = Client::new(host.addr).send("POST", PATH, &[], &body, Framing::Sized).await?;
+                assert_eq!(r.cache_status(), MISS);
+                host.wait_idle(Duration::from_secs(10)).await;
+                host.advance_clock(61);
+            }
+            let before = origin.count("POST", "/burst", &body);
             let tasks: Vec<_> = (0..32)
                 .map(|_| {
                     let (addr, body) = (host.addr, body.clone());
                     tokio::spawn(async move {
                         let t = Instant::now();
-                        let r = Client::new(addr).send("POST", "/burst?cc=max-age%3D60&delay_ms=50", &[], &body, Framing::Sized).await;
+                        let r = Client::new(addr).send("POST", PATH, &[], &body, Framing::Sized).await;
                         assert_eq!(r.expect("request").status, 200);
                         t.elapsed()
                     })
@@ -631,12 +642,13 @@ async fn stale_and_collapse(
             for t in tasks {
                 latencies.push(t.await?);
             }
-            calls.push(origin.count("POST", "/burst", &body));
+            calls.push(origin.count("POST", "/burst", &body) - before);
+            host.wait_idle(Duration::from_secs(10)).await;
         }
         latencies.sort();
         let mean = calls.iter().sum::<u64>() as f64 / calls.len() as f64;
         println!(
-            "| {wait} | {bursts} | {mean:.2} | {} | {:.1} | {:.1} |",
+            "| {key} | {wait} | {cold} | {bursts} | {mean:.2} | {} | {:.1} | {:.1} |",
             calls.iter().max().unwrap_or(&0),
             latencies[latencies.len() / 2].as_secs_f64() * 1e3,
             latencies.last().map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
@@ -677,6 +689,9 @@ async fn hit_at_scale(engine: &wasmtime::Engine, post_cache: &wasmtime::componen
     );
     drop(scaled);
     let _ = std::fs::remove_file(&db);
+    Ok(())
+}
+
 /// The sweep (issue 17): one admin sweep request over a store of live and of
 /// dead entries, and the automatic step after a miss, at 100 and 100,000
 /// entries. Entries are copies of one real 4 KiB record under distinct keys.

@@ -169,7 +169,7 @@ async fn cdn_cache_control_sets_the_cache_lifetime_and_never_reaches_the_client(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_concurrent_cold_misses_on_a_store_with_latency_reach_the_origin_once() {
-    let s = setup_with(&[], |_| {}).await;
+    let s = setup_with(&[("collapse_cold_misses", "true")], |_| {}).await;
     // With latency d on every call, a miss arriving at t reads the key (done at
     // t + d), writes its mark (t + 2d) and reads it back (t + 3d), and leads
     // only if no other mark landed in between. A miss arriving more than d
@@ -194,6 +194,23 @@ async fn thirty_two_concurrent_cold_misses_on_a_store_with_latency_reach_the_ori
     }
     assert_eq!(collapsed, 31, "every request but the leader's answered from its entry");
     assert_eq!(s.host.stats.failures.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_concurrent_misses_on_an_expired_entry_reach_the_origin_once_by_default() {
+    let mut s = setup_with(&[], |_| {}).await;
+    const PATH: &str = "/expired-herd?cc=max-age%3D60&delay_ms=200";
+    const BODY: &[u8] = b"{\"q\":8}";
+    assert_eq!(s.client.post(PATH, &[JSON], BODY).await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    s.host.advance_clock(61);
+    // The same bound as for cold keys with collapse_cold_misses: the expired
+    // record carries the mark.
+    s.host.kv.faults.delay_ms.store(STORE_LATENCY_MS, Ordering::SeqCst);
+    let replies = burst(s.host.addr, 32, PATH, BODY).await;
+    assert_eq!(s.origin.count("POST", "/expired-herd", BODY), 2, "the first miss, then one refetch for the burst");
+    let collapsed = replies.iter().filter(|r| r.cache_status().ends_with("; collapsed")).count();
+    assert_eq!(collapsed, 31);
+    assert!(replies.iter().all(|r| r.header("x-origin-count").as_deref() == Some("2")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
