@@ -802,6 +802,8 @@ async fn main() -> wasmtime::Result<()> {
 
     let pc_config = || in_front_of(&origin, &[("default_ttl", "86400")]);
     let pc = start(&engine, &post_cache, pc_config()).await?;
+    // The same, marking cold keys for collapsing as the default did before.
+    let pc_cold = start(&engine, &post_cache, in_front_of(&origin, &[("default_ttl", "86400"), ("collapse_cold_misses", "true")])).await?;
     let triv = start(&engine, &trivial, HostConfig::default()).await?;
     let hg = start(&engine, &hash_get, HostConfig::default()).await?;
 
@@ -828,7 +830,7 @@ async fn main() -> wasmtime::Result<()> {
             };
             // Each scenario runs ROUNDS times, interleaved, and reports its median
             // round: the machine's drift then hits every scenario alike.
-            let mut rounds: [Vec<Figures>; 5] = Default::default();
+            let mut rounds: [Vec<Figures>; 6] = Default::default();
             for _ in 0..ROUNDS {
                 rounds[0].push(load_run(triv.addr, "POST", q.clone(), body.clone(), false, count, limit, Some(&triv)).await);
                 rounds[1].push(load_run(hg.addr, "POST", q.clone(), body.clone(), false, count, limit, Some(&hg)).await);
@@ -840,12 +842,14 @@ async fn main() -> wasmtime::Result<()> {
                 rounds[2].push(load_run_checked(pc.addr, "POST", q.clone(), &[], body.clone(), false, count, limit, Some(&pc), HIT).await);
                 rounds[3].push(load_run_checked(pc.addr, "POST", q.clone(), &[], body.clone(), true, count, limit, Some(&pc), MISS).await);
                 rounds[4].push(load_run(origin.addr, "POST", q.clone(), body.clone(), true, count, limit, None).await);
+                rounds[5].push(load_run_checked(pc_cold.addr, "POST", q.clone(), &[], body.clone(), true, count, limit, Some(&pc_cold), MISS).await);
             }
-            let [t, h, hit, miss, direct] = rounds.map(median);
+            let [t, h, hit, miss, direct, miss_cold] = rounds.map(median);
             row("1 trivial", t);
             row("2 hash+get", h);
             row("3 post-cache hit", hit);
             row("4 post-cache miss", miss);
+            row("4c miss, collapse_cold_misses", miss_cold);
             row("6 origin direct", direct);
             ratios.push((body_len, resp, hit.rps / t.rps, hit.rps / h.rps, miss.p50_ms - direct.p50_ms, hit.p50_ms));
             worst_mem.push((body_len, resp, hit.peak_mem.max(miss.peak_mem)));
