@@ -2,7 +2,7 @@
 //! over wasi:http streams and over the in-memory fakes of its unit tests.
 #![allow(async_fn_in_trait)]
 
-use crate::cache::headers::HeaderList;
+use crate::http::headers::HeaderList;
 use std::fmt;
 
 /// A body stream failed (reset, malformed framing, host error).

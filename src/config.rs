@@ -569,7 +569,7 @@ mod tests {
 
     #[test]
     fn the_same_bytes_with_and_without_content_encoding_get_different_keys_by_default() {
-        use crate::cache::headers::values;
+        use crate::http::headers::values;
         use crate::cache::key::{derive, KeyInput};
         let c = config(&[("origin", "http://x")]).unwrap();
         let key = |headers: &[(String, Vec<u8>)]| {

@@ -17,7 +17,7 @@
 use libfuzzer_sys::fuzz_target;
 use post_cache::cache::cache_control::{CacheControl, MaxStale, MAX_DELTA_SECONDS};
 use post_cache::cache::conditional::{not_modified, not_modified_headers, strong_match, updated_headers, validators, weak_match};
-use post_cache::cache::headers::{for_client, list_items};
+use post_cache::http::headers::{for_client, list_items};
 use post_cache::cache::policy::{decide_response, Storability, StatusPolicy, StoragePolicy};
 use post_cache::cache::targeted::{governing, valid_dictionary};
 use post_cache::http::date;

@@ -5,7 +5,7 @@
 pub mod purge;
 pub mod sweep;
 
-use crate::cache::headers::values;
+use crate::http::headers::values;
 use subtle::ConstantTimeEq;
 
 /// What a request under the admin path asks for.

@@ -2,7 +2,7 @@
 //! the origin, the header update a `304` brings (RFC 9111 §3.2, §4.3.4), and the
 //! client's own `If-None-Match` / `If-Modified-Since` evaluated on a hit.
 
-use super::headers::{values, HeaderList};
+use crate::http::headers::{values, HeaderList};
 use crate::http::date::parse as parse_http_date;
 
 /// Methods whose conditionals mean "answer 304 if unchanged". RFC 9110 §13.1.2

@@ -1,7 +1,7 @@
 //! Invalidation by unsafe methods (RFC 9111 §4.4): what a successful write to a
 //! URL makes this cache forget.
 
-use super::headers::values;
+use crate::http::headers::values;
 
 /// RFC 9111 §4.4: "A cache MUST invalidate the target URI when it receives a
 /// non-error status code in response to an unsafe request method (including

@@ -9,7 +9,7 @@
 //! `<query>` part (16 hex), so a store's key listing finds them for purging. The
 //! `<entry>` digest (64 hex) covers everything, the body format included.
 
-use super::digest::{hex, Digest32, FieldHasher};
+use crate::http::digest::{hex, Digest32, FieldHasher};
 
 /// Version of the key scheme; part of both the hashed input and the KV key prefix.
 pub const KEY_SCHEME: u8 = 2;
@@ -221,7 +221,7 @@ pub fn credential_scope(salt: &[u8], credentials: &[(&str, Vec<&[u8]>)]) -> Dige
             push_field(&mut message, value);
         }
     }
-    super::digest::hmac_sha256(salt, &message)
+    crate::http::digest::hmac_sha256(salt, &message)
 }
 
 fn push_field(out: &mut Vec<u8>, bytes: &[u8]) {

@@ -5,9 +5,7 @@
 pub mod cache_control;
 pub mod checksum;
 pub mod conditional;
-pub mod digest;
 pub mod freshness;
-pub mod headers;
 pub mod invalidation;
 pub mod key;
 pub mod mark;

@@ -7,7 +7,7 @@
 
 use super::cache_control::{delta_seconds, CacheControl, MAX_DELTA_SECONDS};
 use super::conditional;
-use super::headers::{has, list_items, values};
+use crate::http::headers::{has, list_items, values};
 use super::record::StaleWindows;
 use super::targeted;
 use crate::http::date;
@@ -367,7 +367,7 @@ fn initial_age(headers: &[(String, Vec<u8>)]) -> u64 {
 /// `Vary` has the same values in the new request. The caller compares
 /// [`vary_digest`]s of the stored and current requests.
 pub fn vary_digest(request_headers: &[(String, Vec<u8>)], vary: &[String]) -> [u8; 32] {
-    let mut h = super::digest::FieldHasher::new();
+    let mut h = crate::http::digest::FieldHasher::new();
     h.count(vary.len());
     for name in vary {
         h.field(name.as_bytes());

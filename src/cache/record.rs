@@ -35,7 +35,7 @@
 //! The mark sits at a fixed offset so that setting it rewrites no other byte.
 
 use super::checksum::checksum;
-use super::digest::Digest32;
+use crate::http::digest::Digest32;
 use super::mark::Mark;
 use super::segment::{self, Segments};
 use crate::protocol::jsonrpc::IdSlot;

@@ -3,7 +3,7 @@
 //! `Cache-Tag` (comma-separated, Akamai and Cloudflare); capped like Akamai's
 //! 128 tags of at most 128 bytes each.
 
-use super::headers::values;
+use crate::http::headers::values;
 
 pub const TAG_FIELDS: [&str; 2] = ["surrogate-key", "cache-tag"];
 pub const MAX_TAGS: usize = 128;

@@ -3,7 +3,7 @@
 //! this cache over `Cache-Control`, which stays for browsers.
 
 use super::cache_control::CacheControl;
-use super::headers::values;
+use crate::http::headers::values;
 
 /// The standard targeted field every CDN recognises.
 pub const CDN_CACHE_CONTROL: &str = "cdn-cache-control";

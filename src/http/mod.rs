@@ -3,4 +3,6 @@
 //! about caching in it.
 
 pub mod date;
+pub mod digest;
+pub mod headers;
 pub mod path;

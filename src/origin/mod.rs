@@ -1,11 +1,8 @@
 //! The origin behind the cache.
 #![allow(async_fn_in_trait)]
 
-#[cfg(target_arch = "wasm32")]
-pub mod spin_http;
-
 use crate::body::{BodyError, BodySource};
-use crate::cache::headers::HeaderList;
+use crate::http::headers::HeaderList;
 
 /// What is sent to the origin, besides the body.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ pub mod graphql;
 pub mod json;
 pub mod jsonrpc;
 
-use crate::cache::digest::{hex, Digest32, FieldHasher};
+use crate::http::digest::{hex, Digest32, FieldHasher};
 use graphql::OperationKind;
 use sha2::{Digest, Sha256};
 use json::{Node, Value};

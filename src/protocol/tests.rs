@@ -156,7 +156,7 @@ fn apq(query: Option<&str>, hash: &str) -> String {
 }
 
 fn sha256_hex(s: &str) -> String {
-    crate::cache::digest::hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(s)))
+    crate::http::digest::hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(s)))
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::admin::purge::{self, ExactRequest, PurgeRequest, Target};
 use crate::admin::{authorize, json_string, Denied, Endpoint};
 use crate::body::{respond_full, BodySource, Client};
 use crate::cache::cache_control::CacheControl;
-use crate::cache::headers::{has, values, HeaderList};
+use crate::http::headers::{has, values, HeaderList};
 use crate::cache::key::{self, entry_of_tag_marker, is_entry_key, query_prefix, tag_prefix, uri_prefix, ANY_SCHEME_PREFIX};
 use crate::cache::policy::{CredentialMode, CREDENTIAL_HEADERS};
 use crate::cache::record::{self, RECORD_VERSION};

@@ -3,7 +3,7 @@
 
 use super::{origin_path, push_length, push_status, report, ClientRequest};
 use crate::body::{pump, respond_full, BodyError, BodySink, BodySource, Client};
-use crate::cache::headers::{self, HeaderList};
+use crate::http::headers::{self, HeaderList};
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::config::Config;
 use crate::origin::{Origin, OriginError, OriginRequest, OriginResponse, OutboundBody};

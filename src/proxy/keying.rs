@@ -3,8 +3,8 @@
 
 use super::{content_length, ClientRequest};
 use crate::body::{BodyError, BodySource};
-use crate::cache::digest::Digest32;
-use crate::cache::headers;
+use crate::http::digest::Digest32;
+use crate::http::headers;
 use crate::cache::key::{self, KeyInput};
 use crate::cache::policy::CREDENTIAL_HEADERS;
 use crate::config::Config;

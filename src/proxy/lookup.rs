@@ -5,7 +5,7 @@ use super::keying::Keyed;
 use super::{collapse::Held, push_length, push_status, report, segments, Flow};
 use crate::body::{respond_full, Client};
 use crate::cache::conditional;
-use crate::cache::headers::HeaderList;
+use crate::http::headers::HeaderList;
 use crate::cache::mark::Mark;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::vary_digest;

@@ -10,7 +10,7 @@ use super::{content_length, forget, housekeeping, log_store_error, push_length, 
 use crate::body::{respond_full, BodySink, BodySource, Client};
 use crate::cache::conditional;
 use crate::cache::freshness::stands_in_for_errors;
-use crate::cache::headers::{self, HeaderList};
+use crate::http::headers::{self, HeaderList};
 use crate::cache::key::{persisted_marker_key, tag_marker_key};
 use crate::cache::{sweep, tags};
 use crate::cache::outcome::{Fwd, Outcome};

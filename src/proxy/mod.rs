@@ -21,7 +21,7 @@ pub(crate) mod stale;
 use crate::body::{BodyError, BodySource, Client};
 use crate::cache::cache_control::CacheControl;
 use crate::cache::freshness::{decide_stored, StoredUse};
-use crate::cache::headers::{self, HeaderList};
+use crate::http::headers::{self, HeaderList};
 use crate::cache::invalidation;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_request, BypassReason, RequestDecision};

@@ -8,7 +8,7 @@ use super::keying::Keyed;
 use super::lookup::Usable;
 use super::{log_store_error, push_length, push_status, report, Flow};
 use crate::body::{BodyError, BodySink, Client};
-use crate::cache::headers::HeaderList;
+use crate::http::headers::HeaderList;
 use crate::cache::key::segment_key;
 use crate::cache::outcome::Outcome;
 use crate::cache::record::{self, Sealed};

@@ -6,7 +6,7 @@ use super::lookup::Usable;
 use super::miss::{self, Prior};
 use super::{log_store_error, Flow};
 use crate::body::{BodyError, BodySink, BodySource, Client};
-use crate::cache::headers::{self, HeaderList};
+use crate::http::headers::{self, HeaderList};
 use crate::cache::mark::Mark;
 use crate::cache::outcome::Fwd;
 use crate::cache::record;

@@ -210,7 +210,7 @@ fn a_hit_costs_one_store_get_and_replays_the_miss() {
     assert_eq!(store.gets.get() - gets_before, 1, "one KV get per hit");
     assert_eq!(hit.header("cache-status").unwrap(), "post-cache; hit; ttl=20");
     // In raw mode the client's Accept-Encoding goes to the origin as it is.
-    assert_eq!(crate::cache::headers::values(&origin.calls.borrow()[0].2, "accept-encoding"), [&b"gzip"[..]]);
+    assert_eq!(crate::http::headers::values(&origin.calls.borrow()[0].2, "accept-encoding"), [&b"gzip"[..]]);
     assert_eq!(hit.header("age").unwrap(), "10");
     assert_eq!(hit.body(), miss.body());
     assert_eq!(hit.status(), 200);
@@ -326,7 +326,7 @@ fn graphql_queries_differing_in_whitespace_share_one_entry() {
     let second = run(&cfg, NOW, request("POST", &json, br##"{"query":"# mine\n{me{id}}"}"##), &store, &origin);
     // The cache reads what it stores: the origin is asked for it unencoded.
     let sent = &origin.calls.borrow()[0].2;
-    assert_eq!(crate::cache::headers::values(sent, "accept-encoding"), [&b"identity"[..]]);
+    assert_eq!(crate::http::headers::values(sent, "accept-encoding"), [&b"identity"[..]]);
     assert_eq!(second.header("cache-status").unwrap(), "post-cache; hit; ttl=60");
     assert_eq!(second.body(), first.body());
     // The origin saw the client's own bytes, not the canonical form.
@@ -397,7 +397,7 @@ fn a_persisted_query_alone_is_stored_only_after_its_document_was_seen_as_a_query
     let (store, origin) = (MemoryStore::default(), answering(r#"{"data":{"item":{"id":1}}}"#));
     let json = [("content-type", "application/json")];
     let doc = "query Q { item { id } }";
-    let hash = crate::cache::digest::hex(&Sha256::digest(doc.as_bytes()));
+    let hash = crate::http::digest::hex(&Sha256::digest(doc.as_bytes()));
     let ext = format!(r#""extensions":{{"persistedQuery":{{"version":1,"sha256Hash":"{hash}"}}}}"#);
     let alone = format!(r#"{{"operationName":"Q",{ext}}}"#);
     let full = format!(r#"{{"query":"{doc}","operationName":"Q",{ext}}}"#);

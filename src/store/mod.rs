@@ -4,8 +4,6 @@
 
 #[cfg(test)]
 pub mod memory;
-#[cfg(target_arch = "wasm32")]
-pub mod spin_kv;
 
 use std::fmt;
 

@@ -40,7 +40,7 @@ fn a_mutation_answered_with_errors_and_null_data_leaves_the_queries_stored() {
     assert_eq!(answer.body(), failed.body, "relayed unchanged");
     assert!(answer.finished());
     // The answer is read, so it is asked for unencoded.
-    assert_eq!(crate::cache::headers::values(&failed.calls.borrow()[0].2, "accept-encoding"), [&b"identity"[..]]);
+    assert_eq!(crate::http::headers::values(&failed.calls.borrow()[0].2, "accept-encoding"), [&b"identity"[..]]);
     assert_eq!(entries(&store), 1, "a mutation that did not run changed nothing");
     // Refused before execution: no `data` at all.
     run(&cfg, NOW, to("/graphql", MUTATION), &store, &answering(r#"{"errors":[{"message":"bad"}]}"#));
@@ -85,7 +85,7 @@ fn a_mutation_is_not_read_when_it_invalidates_nothing() {
     ran.headers.push(("content-encoding".into(), b"gzip".to_vec()));
     let answer = run(&cfg, NOW, request("POST", &[JSON[0], ("accept-encoding", "gzip")], MUTATION), &store, &ran);
     assert_eq!(answer.header("content-encoding").unwrap(), "gzip");
-    assert_eq!(crate::cache::headers::values(&ran.calls.borrow()[0].2, "accept-encoding"), [&b"gzip"[..]]);
+    assert_eq!(crate::http::headers::values(&ran.calls.borrow()[0].2, "accept-encoding"), [&b"gzip"[..]]);
     assert_eq!(entries(&store), 1);
 }
 

@@ -147,8 +147,8 @@ fn a_304_refreshes_the_stored_headers_and_freshness_and_answers_the_stored_body(
     unchanged.headers.push(("x-new".into(), b"yes".to_vec()));
     let answer = run(&cfg, NOW + 100, request("QUERY", &[], b"q"), &store, &unchanged);
     let (_, _, sent, _) = unchanged.calls.borrow()[0].clone();
-    assert_eq!(crate::cache::headers::values(&sent, "if-none-match"), [&b"\"v1\""[..]]);
-    assert_eq!(crate::cache::headers::values(&sent, "if-modified-since").len(), 1);
+    assert_eq!(crate::http::headers::values(&sent, "if-none-match"), [&b"\"v1\""[..]]);
+    assert_eq!(crate::http::headers::values(&sent, "if-modified-since").len(), 1);
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.body(), b"{\"answer\":42}");
     assert_eq!(status_of(&answer), "post-cache; fwd=stale; fwd-status=304; stored");
@@ -172,7 +172,7 @@ fn a_post_is_refetched_without_validators_since_its_conditionals_mean_412() {
     run(&cfg, NOW, request("POST", &[], b"q"), &store, &with_validators("max-age=60"));
     let again = with_validators("max-age=60");
     run(&cfg, NOW + 100, request("POST", &[], b"q"), &store, &again);
-    assert!(!crate::cache::headers::has(&again.calls.borrow()[0].2, "if-none-match"));
+    assert!(!crate::http::headers::has(&again.calls.borrow()[0].2, "if-none-match"));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The Spin key-value store: the only file that uses `spin_sdk::key_value`.
 
-use super::{Store, StoreError};
+use crate::store::{Store, StoreError};
 use spin_sdk::key_value;
 
 pub struct SpinKv(key_value::Store);

@@ -7,6 +7,8 @@ use spin_sdk::http::{ErrorCode, OutgoingBody};
 use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
 use std::future::poll_fn;
 use std::task::Poll;
+// spin-sdk binds wasi:io to the `wasi` crate's types (its bindings name them
+// in `with`), so these are the very types its HTTP bindings hand out.
 use wasi::io::poll::Pollable;
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
@@ -144,12 +146,12 @@ pub struct WasiRuntime;
 
 impl crate::runtime::Runtime for WasiRuntime {
     async fn sleep_ms(&self, ms: u64) {
-        use wasi::clocks::monotonic_clock::{now, subscribe_instant};
+        use spin_sdk::wit::wasi::clocks0_2_0::monotonic_clock::{now, subscribe_instant};
         let deadline = now().saturating_add(ms.saturating_mul(1_000_000));
         retry(|| (now() >= deadline).then_some(()), || subscribe_instant(deadline)).await
     }
 
     fn token(&self) -> u64 {
-        wasi::random::random::get_random_u64()
+        spin_sdk::wit::wasi::random0_2_0::random::get_random_u64()
     }
 }

@@ -1,9 +1,9 @@
 //! The origin over Spin's outbound HTTP: the only file that sends requests.
 
-use super::{Origin, OriginError, OriginRequest, OriginResponse, OutboundBody};
+use crate::origin::{Origin, OriginError, OriginRequest, OriginResponse, OutboundBody};
 use crate::body::{BodySink, BodySource};
 use crate::config::OriginUrl;
-use crate::wasi_io::{retry, IncomingStream, OutgoingStream};
+use super::io::{retry, IncomingStream, OutgoingStream};
 use spin_sdk::http::{ErrorCode, Fields, IncomingResponse, Method, OutgoingRequest, Scheme};
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::RequestOptions;
