@@ -9,8 +9,8 @@
 //! segment costs the entry, never the body's correctness.
 //!
 //! The digest is XXH3-128, not SHA-256: it guards against accidents (lost
-//! writes, evictions, a concurrent writer, bit rot), at about ten times the
-//! speed in the component. A cryptographic digest would add nothing against a
+//! writes, evictions, a concurrent writer, bit rot), at a fraction of SHA-256's
+//! cost (docs/PERFORMANCE.md). A cryptographic digest would add nothing against a
 //! party that can write the store: the manifest sits in the same store.
 
 use std::ops::Range;

@@ -66,7 +66,7 @@ async fn with_the_store_hanging_requests_that_need_no_store_are_answered_without
     s.host.wait_idle(Duration::from_secs(20)).await;
     assert_eq!(s.host.stats.failures.load(Ordering::SeqCst), 0);
 
-    // The operator's switch (README): no cache methods, no store call at all.
+    // The operator's switch (docs/OPERATIONS.md): no cache methods, no store call at all.
     let off = setup_with(&[("cache_methods", "")], |_| {}).await;
     off.host.kv.faults.hang.store(true, Ordering::SeqCst);
     let r = within(prompt, &mut Client::new(off.host.addr), "POST", "/off?cc=max-age%3D60", &[JSON], b"{}").await;
