@@ -24,8 +24,9 @@ impl<E: Env> Flow<'_, E> {
             },
             nothing => nothing,
         };
-        let (fwd, held, usable);
-        match found {
+        let usable;
+        let (fwd, held) = match found {
+            Found::Nothing { fwd, held } => (fwd, held),
             Found::Record(found) => {
                 usable = found;
                 match decide_stored(&usable.record.meta, self.request_cc, now) {
@@ -44,13 +45,12 @@ impl<E: Env> Flow<'_, E> {
                         return self.refresh(&usable).await.retired;
                     }
                     StoredUse::Refetch { stale_for, serve_on_error } => {
-                        fwd = if stale_for == 0 && usable.record.ttl(now) > 0 { Fwd::Request } else { Fwd::Stale };
-                        held = Held::Record { usable: &usable, serve_on_error };
+                        let fwd = if stale_for == 0 && usable.record.ttl(now) > 0 { Fwd::Request } else { Fwd::Stale };
+                        (fwd, Held::Record { usable: &usable, serve_on_error })
                     }
                 }
             }
-            Found::Nothing { fwd: why, held: what } => (fwd, held) = (why, what),
-        }
+        };
         if only_if_cached {
             only_if_cached_miss(client).await;
             return Retired::NONE;
