@@ -3,8 +3,10 @@
 //! `crate::admin`; what a sweep judges dead is `cache::sweep`.
 
 use super::housekeeping::{self, Pass};
-use super::keying::{self, Keyed};
-use super::{report, ClientRequest};
+use super::segments;
+use super::flow::{ClientRequest, Keyed};
+use super::keying;
+use super::respond::report;
 use crate::admin::purge::{self, ExactRequest, PurgeRequest, Target};
 use crate::admin::{authorize, json_string, Denied, Endpoint};
 use crate::body::{respond_full, BodySource, Client};
@@ -203,7 +205,7 @@ fn delete_counting<S: Store>(store: &S, key: &str, listed: bool) -> Result<bool,
     let stored = store.get(key)?;
     store.delete(key)?;
     if let Some(set) = stored.as_deref().and_then(record::segment_set) {
-        super::segments::delete_set(store, key, set);
+        segments::delete_set(store, key, set);
     }
     Ok(stored.is_some())
 }

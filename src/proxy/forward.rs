@@ -1,8 +1,9 @@
 //! Going to the origin: around the cache (streamed or already read), relaying its
 //! answer, and the proxy's own answers when the origin or the client fails.
 
-use super::{origin_path, push_length, push_status, report, ClientRequest};
-use crate::body::{pump, respond_full, BodyError, BodySink, BodySource, Client};
+use super::flow::{origin_path, ClientRequest};
+use super::respond::{bad_request_body, plain, push_length, push_status, report};
+use crate::body::{pump, BodyError, BodySink, BodySource, Client};
 use crate::http::headers::{self, HeaderList};
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::config::Config;
@@ -314,23 +315,4 @@ pub async fn origin_failed(config: &Config, client: impl Client, fwd: Fwd, error
     };
     eprintln!("post-cache: origin error: {error:?}");
     plain(client, status, Outcome::OriginFailed { fwd, detail }, &msg).await
-}
-
-pub async fn bad_request_body(client: impl Client, error: BodyError) {
-    eprintln!("post-cache: request body failed: {error}");
-    let msg = format!("post-cache: the request body could not be read: {error}\n");
-    let mut head = vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())];
-    push_length(&mut head, 400, msg.len());
-    report(respond_full(client, 400, head, msg.as_bytes()).await);
-}
-
-/// A short plain-text answer of the proxy's own.
-pub async fn plain(client: impl Client, status: u16, outcome: Outcome, msg: &str) {
-    let mut head = vec![
-        ("content-type".into(), b"text/plain; charset=utf-8".to_vec()),
-        ("cache-control".into(), b"no-store".to_vec()),
-    ];
-    push_length(&mut head, status, msg.len());
-    push_status(&mut head, outcome);
-    report(respond_full(client, status, head, msg.as_bytes()).await);
 }

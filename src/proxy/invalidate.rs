@@ -5,7 +5,7 @@
 //! (see the README), which is why it runs after the client has its answer.
 
 use super::forward::Answered;
-use super::ClientRequest;
+use super::flow::ClientRequest;
 use crate::cache::invalidation::invalidated_paths;
 use crate::cache::key::uri_prefix;
 use crate::store::{Store, StoreError};

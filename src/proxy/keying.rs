@@ -1,7 +1,7 @@
 //! Reading a candidate's body and deriving its key: raw bytes, or the canonical
 //! form its `body_format` gives, or a reason it must go around the cache.
 
-use super::{content_length, ClientRequest};
+use super::flow::{content_length, ClientRequest, Keyed};
 use crate::body::{BodyError, BodySource};
 use crate::http::digest::Digest32;
 use crate::http::headers;
@@ -10,16 +10,6 @@ use crate::cache::policy::CREDENTIAL_HEADERS;
 use crate::config::Config;
 use crate::protocol::{self, AnswerCheck, BodyFormat, Keying, ProtocolBypass};
 use sha2::{Digest, Sha256};
-
-/// A request read in full and keyed.
-pub struct Keyed {
-    pub body: Vec<u8>,
-    /// SHA-256 of the body as keyed; stored in the record to catch a key collision.
-    pub body_digest: Digest32,
-    pub kv_key: String,
-    /// What the answer must satisfy to be stored, and how a replay is adapted.
-    pub check: AnswerCheck,
-}
 
 /// Why a candidate is not keyed.
 pub enum NotKeyed {

@@ -1,70 +1,53 @@
 //! The request flow over the [`Store`], [`Origin`], [`Client`] and [`Runtime`]
-//! traits, one file per path: [`keying`] reads the body and derives the key,
-//! [`lookup`] examines and replays a stored record, [`miss`] fetches, revalidates
-//! and stores, [`stale`] refreshes after a stale answer, [`collapse`] lets one
-//! miss of many fetch, [`segments`] stores and replays entries larger than one
-//! value, [`forward`] goes around the cache. Decisions come from the
-//! pure `cache` and `protocol` modules; these files only sequence I/O, and a
-//! store failure only ever costs the cache, never the request.
+//! traits. [`handle`] routes a request — admin, around the cache, or keyed —
+//! and a keyed request becomes a [`Flow`] whose methods are the steps, one file
+//! each, from the top down:
+//!
+//! - `lookup`: what the key held decides: replay, stale answer and refresh, or fetch;
+//! - `collapse`: of many misses of one key, one fetches (a lead, a guard);
+//! - `stale`: the refresh after a stale answer;
+//! - `miss`: the fetch, the answer to the client, and what may be stored;
+//! - `store`: the record written, a revalidated one rewritten, an old one forgotten;
+//! - `replay`, `segments`: answers from the store, whole or segment by segment;
+//! - `forward`: around the cache; `keying`: the body read and keyed;
+//! - `found`: what the key held, without I/O; `flow`: the request's context;
+//! - `respond`: answers to the client and the framing they share.
+//!
+//! Decisions come from the pure `cache` and `protocol` modules; these files
+//! only sequence I/O, and a store failure only ever costs the cache, never the
+//! request.
 
 mod admin;
 mod collapse;
+mod flow;
 mod forward;
+mod found;
 mod housekeeping;
 mod invalidate;
 mod keying;
 mod lookup;
 mod miss;
+mod replay;
+mod respond;
 mod segments;
-pub(crate) mod stale;
+mod stale;
+mod store;
 
-use crate::body::{BodyError, BodySource, Client};
+pub use flow::ClientRequest;
+
+use crate::body::{BodySource, Client};
 use crate::cache::cache_control::CacheControl;
-use crate::cache::freshness::{decide_stored, StoredUse};
-use crate::http::headers::{self, HeaderList};
 use crate::cache::invalidation;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_request, BypassReason, RequestDecision};
-use crate::cache::segment::SegmentSet;
 use crate::config::Config;
+use crate::http::headers;
 use crate::origin::Origin;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
-use keying::Keyed;
-use std::cell::Cell;
-use lookup::Found;
-use miss::Prior;
-
-/// The client's request: head already parsed, body still streaming.
-pub struct ClientRequest<B> {
-    pub method: String,
-    pub authority: String,
-    pub path_with_query: String,
-    pub headers: HeaderList,
-    pub body: B,
-}
-
-/// What every path of one keyed request shares.
-pub struct Flow<'a, B, S, O> {
-    pub config: &'a Config,
-    /// Unix seconds when the request arrived.
-    pub now: u64,
-    pub request: &'a ClientRequest<B>,
-    /// The request's `Cache-Control`, parsed once.
-    pub request_cc: &'a CacheControl,
-    pub keyed: &'a Keyed,
-    pub store: &'a S,
-    pub origin: &'a O,
-    /// What the key held at lookup. If it was a segmented head, its segments
-    /// are retired when it is replaced or deleted (decoded only then, not on
-    /// the hit path).
-    pub held: Option<&'a [u8]>,
-    /// The held head's segments, once retired: deleted after the response and
-    /// the grace.
-    pub retired: Cell<Option<SegmentSet>>,
-    /// Draws a random generation id for a segmented write.
-    pub new_generation: &'a dyn Fn() -> u64,
-}
+use flow::{Flow, Parts};
+use found::Held;
+use respond::Respond;
 
 /// Handles one request end to end. `now` is Unix seconds.
 pub async fn handle<B, S, O, C, R>(
@@ -84,12 +67,12 @@ pub async fn handle<B, S, O, C, R>(
 {
     // One destination type for the client and for a background refresh, so the
     // miss path is compiled once.
-    let client = stale::Respond::To(client);
+    let client = Respond::To(client);
     // Everything that is routed, goes on to the origin or into a key has its dot
     // segments removed first: the base path is a boundary.
     match crate::http::path::normalize(&request.path_with_query) {
         Ok(path) => request.path_with_query = path,
-        Err(e) => return bad_path(client, e).await,
+        Err(e) => return respond::bad_path(client, e).await,
     }
     let token_set = !config.purge_token.is_empty();
     if let Some(endpoint) = crate::admin::route(&config.admin_path, token_set, &request.method, &request.path_with_query) {
@@ -139,7 +122,7 @@ pub async fn handle<B, S, O, C, R>(
             }
             return;
         }
-        Err(keying::NotKeyed::BodyFailed(e)) => return forward::bad_request_body(client, e).await,
+        Err(keying::NotKeyed::BodyFailed(e)) => return respond::bad_request_body(client, e).await,
     };
 
     let store = match open_store() {
@@ -153,8 +136,7 @@ pub async fn handle<B, S, O, C, R>(
         Err(_) if refresh => None,
         Err(e) => return around_failed_store(config, &request, &keyed.body, origin, client, "get", e).await,
     };
-    let new_generation = || runtime.token();
-    let flow = Flow {
+    let flow = Flow::<Parts<B, S, O, R, C>> {
         config,
         now,
         request: &request,
@@ -162,64 +144,19 @@ pub async fn handle<B, S, O, C, R>(
         keyed: &keyed,
         store: &store,
         origin,
+        runtime,
         held: stored.as_deref(),
-        retired: Cell::new(None),
-        new_generation: &new_generation,
     };
-    if refresh {
-        miss::fetch_and_store(&flow, Fwd::Request, Prior::Nothing { replaceable: false }, client).await;
+    let retired = if refresh {
+        // A refresh does not use what the key holds: if its answer may not be
+        // stored, that is left as it is.
+        flow.fetch(Fwd::Request, Held::Empty, client).await.retired
     } else {
-        serve_keyed(&flow, stored.as_deref(), only_if_cached, runtime, client).await;
-    }
+        flow.serve(only_if_cached, client).await
+    };
     // After the response: the segments of a replaced entry, once no replay
     // that started before can still need them.
-    segments::sweep(&flow, runtime).await;
-}
-
-/// A keyed request's lookup and what follows from it: replay, stale answer and
-/// refresh, or a (collapsed) fetch.
-async fn serve_keyed<B: BodySource, S: Store, O: Origin, R: Runtime, C: Client>(
-    flow: &Flow<'_, B, S, O>,
-    stored: Option<&[u8]>,
-    only_if_cached: bool,
-    runtime: &R,
-    client: stale::Respond<C>,
-) {
-    let (now, keyed, request_cc) = (flow.now, flow.keyed, flow.request_cc);
-    match lookup::examine(stored, keyed, &flow.request.headers).filter_ready(flow) {
-        Found::Record(usable) => match decide_stored(&usable.record.meta, request_cc, now) {
-            StoredUse::Fresh { ttl } => lookup::replay(flow, client, &usable, Outcome::Hit { ttl }).await,
-            StoredUse::StaleWhileRevalidate { stale_for } => {
-                lookup::replay(flow, client, &usable, Outcome::StaleHit { ttl: -(stale_for as i64) }).await;
-                // The client has its answer; this instance lives until the
-                // handler returns, so the refresh happens now, once per key.
-                if !usable.record.mark.is_some_and(|m| m.live(now)) {
-                    stale::refresh::<_, _, _, _, C>(flow, stored.unwrap_or_default(), &usable, runtime).await;
-                }
-            }
-            StoredUse::Refetch { stale_for, serve_on_error } => {
-                if only_if_cached {
-                    return only_if_cached_miss(client).await;
-                }
-                let fwd = if stale_for == 0 && usable.record.ttl(now) > 0 { Fwd::Request } else { Fwd::Stale };
-                let prior = Prior::Stale { usable: &usable, serve_on_error, background: false };
-                if fwd == Fwd::Request {
-                    // Fresh for everyone else: nobody to collapse with.
-                    miss::fetch_and_store(flow, fwd, prior, client).await;
-                    return;
-                }
-                let held = collapse::Held::Record(stored.unwrap_or_default(), usable.record.mark);
-                collapse::fetch_collapsed(flow, fwd, prior, held, runtime, client).await
-            }
-        },
-        Found::Nothing { fwd, held } => {
-            if only_if_cached {
-                return only_if_cached_miss(client).await;
-            }
-            let prior = Prior::Nothing { replaceable: !matches!(held, collapse::Held::Empty) };
-            collapse::fetch_collapsed(flow, fwd, prior, held, runtime, client).await
-        }
-    }
+    flow.sweep(retired).await;
 }
 
 /// A store that cannot be opened or read costs the cache, not the request: the
@@ -233,82 +170,8 @@ async fn around_failed_store<B: BodySource, O: Origin>(
     op: &str,
     error: StoreError,
 ) {
-    log_store_error(op, &error);
+    respond::log_store_error(op, &error);
     forward::buffered(config, request, body, origin, client, Outcome::Bypass(BypassReason::StoreError)).await;
-}
-
-/// RFC 9111 §5.2.1.7: "If it receives this directive, a cache SHOULD either
-/// respond using a stored response consistent with the other constraints of the
-/// request or respond with a 504 (Gateway Timeout)".
-async fn only_if_cached_miss(client: impl Client) {
-    let msg = "post-cache: no usable stored response and the request is only-if-cached\n";
-    forward::plain(client, 504, Outcome::OnlyIfCachedMiss, msg).await
-}
-
-/// RFC 9110 §15.5.1: 400 (Bad Request) "due to something that is perceived to
-/// be a client error (e.g., malformed request syntax ...)": a path that would
-/// leave the origin's base path is never sent on.
-async fn bad_path(client: impl Client, error: crate::http::path::PathError) {
-    let msg = format!("post-cache: the request path is refused ({error:?}): it would leave the origin's base path\n");
-    let mut head = vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())];
-    push_length(&mut head, 400, msg.len());
-    report(crate::body::respond_full(client, 400, head, msg.as_bytes()).await);
-}
-
-fn origin_path(config: &Config, path_with_query: &str) -> String {
-    let pq = if path_with_query.is_empty() { "/" } else { path_with_query };
-    format!("{}{}", config.origin.base_path, pq)
-}
-
-fn content_length(headers: &[(String, Vec<u8>)]) -> Option<u64> {
-    let values = headers::values(headers, "content-length");
-    std::str::from_utf8(values.first()?).ok()?.trim().parse().ok()
-}
-
-/// RFC 9110 §8.6: "A server MUST NOT send a Content-Length header field in any
-/// response with a status code of 1xx (Informational) or 204 (No Content)."
-fn push_length(head: &mut HeaderList, status: u16, len: usize) {
-    if status >= 200 && status != 204 && status != 304 {
-        head.push(("content-length".into(), len.to_string().into_bytes()));
-    }
-}
-
-fn push_status(head: &mut HeaderList, outcome: Outcome) {
-    head.push(("cache-status".into(), outcome.header_value().into_bytes()));
-}
-
-/// Deletes what this request read under its key (a record the fresh answer
-/// could not replace, or another request's unusable bytes) so it is not read
-/// again — only while the key still holds it: an entry another request wrote
-/// since, or a purge, is left alone. The store has no compare-and-delete, so
-/// this reads the key first; the window left is between that read and the
-/// delete.
-fn forget<B, S: Store, O>(flow: &Flow<'_, B, S, O>) {
-    let Some(held) = flow.held else { return };
-    match flow.store.get(&flow.keyed.kv_key) {
-        Ok(Some(now)) if crate::cache::record::same_entry(&now, held) => delete_entry(flow),
-        Ok(_) => {}
-        Err(e) => log_store_error("get", &e),
-    }
-}
-
-/// Deletes the key's value, known to be this request's to delete, and retires
-/// the segments of the head read at lookup, if it had any.
-fn delete_entry<B, S: Store, O>(flow: &Flow<'_, B, S, O>) {
-    match flow.store.delete(&flow.keyed.kv_key) {
-        Ok(()) => segments::retire_previous(flow, None),
-        Err(e) => log_store_error("delete", &e),
-    }
-}
-
-fn log_store_error(op: &str, e: &StoreError) {
-    eprintln!("post-cache: key-value {op} failed, serving without cache: {e}");
-}
-
-fn report(result: Result<(), BodyError>) {
-    if let Err(e) = result {
-        eprintln!("post-cache: response to the client failed: {e}");
-    }
 }
 
 #[cfg(test)]

@@ -4,17 +4,16 @@
 //! against its digest before a byte of it is sent; and the segments of a
 //! replaced or broken head deleted, so none are left behind for long.
 
-use super::keying::Keyed;
-use super::lookup::Usable;
-use super::{log_store_error, push_length, push_status, report, Flow};
+use super::flow::{Env, Flow};
+use super::found::{ids, Usable};
+use super::respond::{log_store_error, push_length, push_status, report};
 use crate::body::{BodyError, BodySink, Client};
-use crate::http::headers::HeaderList;
 use crate::cache::key::segment_key;
 use crate::cache::outcome::Outcome;
 use crate::cache::record::{self, Sealed};
 use crate::cache::segment::SegmentSet;
+use crate::http::headers::HeaderList;
 use crate::protocol::jsonrpc::IdSplicer;
-use crate::protocol::AnswerCheck;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
 
@@ -24,59 +23,170 @@ use crate::store::{Store, StoreError};
 /// mixed one).
 pub const GRACE_MS: u64 = 2_000;
 
-/// Writes a sealed record under the request's key: a whole record in one
-/// write; a split one segment by segment, then its head. When a write fails,
-/// the segments already written are deleted and no head is written. Once the
-/// new head is in place, the segments of the head it replaced are retired.
-pub fn write<B, S: Store, O>(flow: &Flow<'_, B, S, O>, sealed: &Sealed) -> Result<(), StoreError> {
-    let key = &flow.keyed.kv_key;
-    let generation = match sealed {
-        Sealed::Whole(bytes) => {
-            flow.store.set(key, bytes)?;
-            None
-        }
-        Sealed::Split { head, body, segments, manifest } => {
-            let generation = manifest.generation;
-            for (i, range) in segments.iter().enumerate() {
-                if let Err(e) = flow.store.set(&segment_key(key, generation, i as u32), &body[range.clone()]) {
-                    delete_set(flow.store, key, SegmentSet { generation, count: i as u32 });
-                    return Err(e);
-                }
-            }
-            if let Err(e) = flow.store.set(key, head) {
-                delete_set(flow.store, key, manifest.set());
-                return Err(e);
-            }
-            Some(generation)
-        }
-    };
-    retire_previous(flow, generation);
-    Ok(())
-}
+/// The segments of the head read at lookup, once this request has replaced
+/// or deleted that head: deleted after the response and the grace
+/// ([`Flow::sweep`]).
+#[must_use]
+#[derive(Default)]
+pub struct Retired(Option<SegmentSet>);
 
-/// Rewrites a segmented record's head (a revalidation), keeping its segments.
-pub fn rewrite_head<B, S: Store, O>(flow: &Flow<'_, B, S, O>, head: &[u8], generation: u64) -> Result<(), StoreError> {
-    flow.store.set(&flow.keyed.kv_key, head)?;
-    retire_previous(flow, Some(generation));
-    Ok(())
-}
+impl Retired {
+    pub const NONE: Retired = Retired(None);
 
-/// The head read at lookup is gone or replaced (not by a head of the same
-/// generation): its segments, if it had any, are deleted after the grace.
-pub fn retire_previous<B, S, O>(flow: &Flow<'_, B, S, O>, kept: Option<u64>) {
-    let previous = flow.held.and_then(record::segment_set);
-    if let Some(previous) = previous.filter(|p| Some(p.generation) != kept) {
-        flow.retired.set(Some(previous));
+    /// Both steps' retirements (there is only one head read at lookup).
+    pub fn and(self, other: Retired) -> Retired {
+        Retired(self.0.or(other.0))
     }
 }
 
-/// After the response: waits out the grace period once, then deletes the
-/// retired segments (best effort; a purge by URL or of everything deletes any
-/// a failure leaves).
-pub async fn sweep<B, S: Store, O, R: Runtime>(flow: &Flow<'_, B, S, O>, runtime: &R) {
-    let Some(retired) = flow.retired.take() else { return };
-    runtime.sleep_ms(GRACE_MS).await;
-    delete_set(flow.store, &flow.keyed.kv_key, retired);
+impl<E: Env> Flow<'_, E> {
+    /// Writes a sealed record under the request's key: a whole record in one
+    /// write; a split one segment by segment, then its head. When a write
+    /// fails, the segments already written are deleted and no head is
+    /// written. Once the new head is in place, the segments of the head it
+    /// replaced are retired.
+    pub fn write(&self, sealed: &Sealed) -> Result<Retired, StoreError> {
+        let key = &self.keyed.kv_key;
+        let generation = match sealed {
+            Sealed::Whole(bytes) => {
+                self.store.set(key, bytes)?;
+                None
+            }
+            Sealed::Split { head, body, segments, manifest } => {
+                let generation = manifest.generation;
+                for (i, range) in segments.iter().enumerate() {
+                    if let Err(e) = self.store.set(&segment_key(key, generation, i as u32), &body[range.clone()]) {
+                        delete_set(self.store, key, SegmentSet { generation, count: i as u32 });
+                        return Err(e);
+                    }
+                }
+                if let Err(e) = self.store.set(key, head) {
+                    delete_set(self.store, key, manifest.set());
+                    return Err(e);
+                }
+                Some(generation)
+            }
+        };
+        Ok(self.retiring(generation))
+    }
+
+    /// Rewrites a segmented record's head (a revalidation), keeping its segments.
+    pub fn rewrite_head(&self, head: &[u8], generation: u64) -> Result<Retired, StoreError> {
+        self.store.set(&self.keyed.kv_key, head)?;
+        Ok(self.retiring(Some(generation)))
+    }
+
+    /// The head read at lookup is gone or replaced (not by a head of the same
+    /// generation, `kept`): its segments, if it had any.
+    pub fn retiring(&self, kept: Option<u64>) -> Retired {
+        let previous = self.held.and_then(record::segment_set);
+        Retired(previous.filter(|p| Some(p.generation) != kept))
+    }
+
+    /// After the response: waits out the grace period once, then deletes the
+    /// retired segments (best effort; a purge by URL or of everything deletes
+    /// any a failure leaves).
+    pub async fn sweep(&self, retired: Retired) {
+        let Some(retired) = retired.0 else { return };
+        self.runtime.sleep_ms(GRACE_MS).await;
+        delete_set(self.store, &self.keyed.kv_key, retired);
+    }
+
+    /// Deletes a head whose segments are missing or corrupt, and those
+    /// segments. Only that head: the key is read again first, and a head of
+    /// another generation (a newer entry written while a slow replay read the
+    /// old one, whose segments the grace then deleted) is left alone. The store
+    /// has no compare-and-delete; the window left is between that read and the
+    /// delete.
+    fn delete_broken(&self, set: SegmentSet) {
+        let key = &self.keyed.kv_key;
+        match self.store.get(key) {
+            Ok(Some(now)) if record::segment_set(&now).is_some_and(|s| s.generation == set.generation) => {
+                if let Err(e) = self.store.delete(key) {
+                    log_store_error("delete", &e);
+                }
+            }
+            Ok(_) => eprintln!("post-cache: the broken entry was replaced meanwhile; the newer one is kept"),
+            Err(e) => return log_store_error("get", &e),
+        }
+        delete_set(self.store, key, set);
+    }
+
+    /// Makes a record ready to replay before any of it is sent: for a
+    /// segmented body, reads and checks its first segment and returns the
+    /// record with it. `None` when it cannot be used — the request is then a
+    /// miss; a broken entry is deleted first.
+    pub fn ready<'u>(&self, mut usable: Usable<'u>) -> Option<Usable<'u>> {
+        let Some(manifest) = &usable.record.segments else { return Some(usable) };
+        match read_segment(self.store, &self.keyed.kv_key, &usable, 0) {
+            Ok(bytes) => {
+                usable.first_segment = Some(bytes);
+                Some(usable)
+            }
+            Err(Unreadable::Broken(why)) => {
+                eprintln!("post-cache: segment 0 of a stored entry {why}; entry deleted, fetching again");
+                self.delete_broken(manifest.set());
+                None
+            }
+            Err(Unreadable::Store(e)) => {
+                log_store_error("get", &e);
+                None
+            }
+        }
+    }
+
+    /// Replays a segmented body after `head`: the head's part, then each
+    /// segment as it is read and checked ([`Flow::ready`] has read the first).
+    /// A segment missing or corrupt now aborts the response — the client sees
+    /// a body shorter than its `Content-Length`, never a different one — and
+    /// deletes the entry.
+    pub async fn stream(&self, client: impl Client, status: u16, mut head: HeaderList, usable: &Usable<'_>, outcome: Outcome) {
+        let rec = &usable.record;
+        let manifest = rec.segments.as_ref().expect("only segmented records are streamed");
+        let Some(mut splicer) = IdSplicer::new(&rec.id_slots, ids(self.keyed), manifest.total_len) else {
+            return report(Err(BodyError("stored id slots do not fit".into())));
+        };
+        push_length(&mut head, status, splicer.spliced_len() as usize);
+        push_status(&mut head, outcome);
+        if client.discards_body() {
+            // A background refresh's 304: the segments need not be read.
+            return report(client.respond(status, head).and_then(BodySink::finish));
+        }
+        let mut sink = match client.respond(status, head) {
+            Ok(sink) => sink,
+            Err(e) => return report(Err(e)),
+        };
+        let mut out = Vec::new();
+        if let Err(e) = send(&mut sink, &mut splicer, &mut out, rec.body).await {
+            return report(Err(e));
+        }
+        for index in 0..manifest.digests.len() {
+            let read;
+            let segment = match usable.first_segment.as_deref().filter(|_| index == 0) {
+                Some(bytes) => bytes,
+                None => match read_segment(self.store, &self.keyed.kv_key, usable, index) {
+                    Ok(bytes) => {
+                        read = bytes;
+                        &read
+                    }
+                    Err(why) => {
+                        match why {
+                            Unreadable::Broken(why) => {
+                                eprintln!("post-cache: segment {index} of a stored entry {why}; response aborted, entry deleted");
+                                self.delete_broken(manifest.set());
+                            }
+                            Unreadable::Store(e) => log_store_error("get", &e),
+                        }
+                        return; // the sink is dropped unfinished: the response is aborted
+                    }
+                },
+            };
+            if let Err(e) = send(&mut sink, &mut splicer, &mut out, segment).await {
+                return report(Err(e));
+            }
+        }
+        report(sink.finish());
+    }
 }
 
 /// Deletes segments `0..count` of one generation; stops at the first failure.
@@ -86,25 +196,6 @@ pub fn delete_set(store: &impl Store, key: &str, set: SegmentSet) {
             return log_store_error("delete", &e);
         }
     }
-}
-
-/// Deletes a head whose segments are missing or corrupt, and those segments.
-/// Only that head: the key is read again first, and a head of another
-/// generation (a newer entry written while a slow replay read the old one,
-/// whose segments the grace then deleted) is left alone. The store has no
-/// compare-and-delete; the window left is between that read and the delete.
-fn delete_broken<B, S: Store, O>(flow: &Flow<'_, B, S, O>, set: SegmentSet) {
-    let key = &flow.keyed.kv_key;
-    match flow.store.get(key) {
-        Ok(Some(now)) if record::segment_set(&now).is_some_and(|s| s.generation == set.generation) => {
-            if let Err(e) = flow.store.delete(key) {
-                log_store_error("delete", &e);
-            }
-        }
-        Ok(_) => eprintln!("post-cache: the broken entry was replaced meanwhile; the newer one is kept"),
-        Err(e) => return log_store_error("get", &e),
-    }
-    delete_set(flow.store, key, set);
 }
 
 /// Why a segment could not be used.
@@ -124,96 +215,6 @@ fn read_segment<S: Store>(store: &S, key: &str, usable: &Usable<'_>, index: usiz
         Ok(None) => Err(Unreadable::Broken("is missing")),
         Err(e) => Err(Unreadable::Store(e)),
     }
-}
-
-/// Makes a record ready to replay before any of it is sent: for a segmented
-/// body, reads and checks its first segment. `false` when it cannot be used —
-/// the request is then a miss; a broken entry is deleted first.
-pub fn ready<B, S: Store, O>(flow: &Flow<'_, B, S, O>, usable: &Usable<'_>) -> bool {
-    let Some(manifest) = &usable.record.segments else { return true };
-    match read_segment(flow.store, &flow.keyed.kv_key, usable, 0) {
-        Ok(bytes) => {
-            usable.first_segment.set(Some(bytes));
-            true
-        }
-        Err(Unreadable::Broken(why)) => {
-            eprintln!("post-cache: segment 0 of a stored entry {why}; entry deleted, fetching again");
-            delete_broken(flow, manifest.set());
-            false
-        }
-        Err(Unreadable::Store(e)) => {
-            log_store_error("get", &e);
-            false
-        }
-    }
-}
-
-/// The ids a JSON-RPC replay puts in the answer's id slots (none otherwise).
-fn ids(keyed: &Keyed) -> &[Vec<u8>] {
-    match &keyed.check {
-        AnswerCheck::JsonRpc(request) => &request.ids,
-        _ => &[],
-    }
-}
-
-/// Whether a segmented record's id slots fit its body and this request.
-pub fn splices(keyed: &Keyed, record: &record::Record<'_>) -> bool {
-    IdSplicer::new(&record.id_slots, ids(keyed), record.body_len()).is_some()
-}
-
-/// Replays a segmented body after `head`: the head's part, then each segment
-/// as it is read and checked ([`ready`] has read the first). A segment missing
-/// or corrupt now aborts the response — the client sees a body shorter than
-/// its `Content-Length`, never a different one — and deletes the entry.
-pub async fn stream<B, S: Store, O>(
-    flow: &Flow<'_, B, S, O>,
-    client: impl Client,
-    status: u16,
-    mut head: HeaderList,
-    usable: &Usable<'_>,
-    outcome: Outcome,
-) {
-    let rec = &usable.record;
-    let manifest = rec.segments.as_ref().expect("only segmented records are streamed");
-    let Some(mut splicer) = IdSplicer::new(&rec.id_slots, ids(flow.keyed), manifest.total_len) else {
-        return report(Err(BodyError("stored id slots do not fit".into())));
-    };
-    push_length(&mut head, status, splicer.spliced_len() as usize);
-    push_status(&mut head, outcome);
-    if client.discards_body() {
-        // A background refresh's 304: the segments need not be read.
-        return report(client.respond(status, head).and_then(BodySink::finish));
-    }
-    let mut sink = match client.respond(status, head) {
-        Ok(sink) => sink,
-        Err(e) => return report(Err(e)),
-    };
-    let mut out = Vec::new();
-    if let Err(e) = send(&mut sink, &mut splicer, &mut out, rec.body).await {
-        return report(Err(e));
-    }
-    for index in 0..manifest.digests.len() {
-        let segment = match usable.first_segment.take().filter(|_| index == 0) {
-            Some(bytes) => bytes,
-            None => match read_segment(flow.store, &flow.keyed.kv_key, usable, index) {
-                Ok(bytes) => bytes,
-                Err(why) => {
-                    match why {
-                        Unreadable::Broken(why) => {
-                            eprintln!("post-cache: segment {index} of a stored entry {why}; response aborted, entry deleted");
-                            delete_broken(flow, manifest.set());
-                        }
-                        Unreadable::Store(e) => log_store_error("get", &e),
-                    }
-                    return; // the sink is dropped unfinished: the response is aborted
-                }
-            },
-        };
-        if let Err(e) = send(&mut sink, &mut splicer, &mut out, &segment).await {
-            return report(Err(e));
-        }
-    }
-    report(sink.finish());
 }
 
 /// Writes one piece of a stored body, with this request's ids spliced in when

@@ -1,7 +1,8 @@
 //! The flow over in-memory fakes: what reaches the store, the origin and the client.
 
 use super::*;
-use crate::body::BodySink;
+use crate::body::{BodyError, BodySink};
+use crate::http::headers::HeaderList;
 use crate::config::Config;
 use crate::store::memory::MemoryStore;
 use crate::cache::record::RecordBuilder;
