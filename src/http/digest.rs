@@ -1,5 +1,6 @@
 //! SHA-256 helpers shared by the key, the Vary check and the credential scope.
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// A SHA-256 digest.
@@ -46,23 +47,11 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// HMAC-SHA256 (RFC 2104), used to scope keys by credential without storing it.
 pub fn hmac_sha256(secret: &[u8], message: &[u8]) -> Digest32 {
-    const BLOCK: usize = 64;
-    let mut key_block = [0u8; BLOCK];
-    if secret.len() > BLOCK {
-        key_block[..32].copy_from_slice(&Sha256::digest(secret));
-    } else {
-        key_block[..secret.len()].copy_from_slice(secret);
-    }
-    let pad = |byte: u8| key_block.map(|k| k ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+    // RFC 2104 §2: keys longer than the block are hashed first, shorter ones
+    // padded; HMAC accepts a key of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Benchmarks: what a post-cache hit, miss and pass-through cost beside two
 //! floors and the origin itself, measured in one run on this machine.
 //! `cargo run -p spin-test-host --bin bench` (add `-- --quick` for a short run,
-//! `-- --protocols`, `-- --stale`, `-- --purge`, `-- --scale`, `-- --sockets`, `-- --large`
-//! or `-- --sweep` for that section alone).
+//! `-- --protocols`, `-- --stale`, `-- --purge`, `-- --scale`, `-- --sockets`, `-- --large`,
+//! `-- --sweep` or `-- --hits` for that section alone).
 
 use sha2::{Digest, Sha256};
 use spin_test_host::client::{Client, Framing};
@@ -715,6 +715,76 @@ async fn hit_at_scale(engine: &wasmtime::Engine, post_cache: &wasmtime::componen
     Ok(())
 }
 
+/// Hits against the hash+get floor alone, at the body sizes where the hit path's
+/// own work shows (1 and 64 KiB, 4 KiB answer), over more interleaved rounds
+/// than the full run. `BENCH_COMPONENTS=name=file.wasm,name=file.wasm` runs
+/// several builds of post-cache in the same rounds instead of the one just
+/// built (e.g. opt levels, or a build with a part of the hit path left out):
+/// the machine's drift then hits every build alike.
+async fn hits_against_floor(
+    engine: &wasmtime::Engine,
+    post_cache: &wasmtime::component::Component,
+    hash_get: &wasmtime::component::Component,
+    origin: &TestOrigin,
+    scale: f64,
+    limit: Duration,
+) -> wasmtime::Result<()> {
+    const HIT_ROUNDS: usize = 7;
+    let builds: Vec<(String, wasmtime::component::Component, u64)> = match std::env::var("BENCH_COMPONENTS") {
+        Ok(list) => list
+            .split(',')
+            .map(|item| {
+                let (name, file) = item.split_once('=').expect("BENCH_COMPONENTS items are name=file.wasm");
+                let bytes = std::fs::metadata(file)?.len();
+                Ok((name.to_string(), load(engine, std::path::Path::new(file))?, bytes))
+            })
+            .collect::<wasmtime::Result<_>>()?,
+        Err(_) => {
+            let bytes = std::fs::metadata(build::component("post-cache")?)?.len();
+            vec![("post-cache".to_string(), post_cache.clone(), bytes)]
+        }
+    };
+    let mut hosts = Vec::new();
+    for (_, component, _) in &builds {
+        hosts.push(start(engine, component, in_front_of(origin, &[("default_ttl", "86400")])).await?);
+    }
+    let hg = start(engine, hash_get, HostConfig::default()).await?;
+    let resp = 4 * KIB;
+    hg.kv.insert("default", &format!("bench:value:{resp}"), vec![0x33; resp]);
+    println!("Hits against the hash+get floor ({CONCURRENCY} connections, median of {HIT_ROUNDS} interleaved rounds):");
+    println!();
+    println!("| build | component bytes | body | response | hash+get req/s | hit req/s | hit/hash+get req/s | hash+get p50 ms | hit p50 ms |");
+    println!("|---|---:|---|---|---:|---:|---:|---:|---:|");
+    for body_len in [KIB, 64 * KIB] {
+        let count = ((if body_len == KIB { 3000.0 } else { 1500.0 }) * scale) as usize;
+        let body = Arc::new(spin_test_host::origin::binary_body(body_len, body_len as u64));
+        let q = format!("/bench?size={resp}&static=1");
+        for pc in &hosts {
+            let mut c = Client::new(pc.addr);
+            let warm = c.send("POST", &q, &[], &body, Framing::Sized).await?;
+            assert!(warm.cache_status().contains("post-cache;"), "{}", warm.cache_status());
+            pc.wait_idle(Duration::from_secs(10)).await;
+        }
+        let mut floor = Vec::new();
+        let mut hits: Vec<Vec<Figures>> = hosts.iter().map(|_| Vec::new()).collect();
+        for _ in 0..HIT_ROUNDS {
+            floor.push(load_run(hg.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
+            for (pc, rounds) in hosts.iter().zip(&mut hits) {
+                rounds.push(load_run_checked(pc.addr, "POST", q.clone(), &[], body.clone(), false, count, limit, None, HIT).await);
+            }
+        }
+        let h = median(floor);
+        for ((name, _, bytes), rounds) in builds.iter().zip(hits) {
+            let hit = median(rounds);
+            println!(
+                "| {name} | {bytes} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                size(body_len), size(resp), h.rps, hit.rps, hit.rps / h.rps, h.p50_ms, hit.p50_ms
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The sweep (issue 17): one admin sweep request over a store of live and of
 /// dead entries, and the automatic step after a miss, at 100 and 100,000
 /// entries. Entries are copies of one real 4 KiB record under distinct keys.
@@ -818,6 +888,9 @@ async fn main() -> wasmtime::Result<()> {
     }
     if std::env::args().any(|a| a == "--sweep") {
         return sweep_cost(&engine, &post_cache, &origin).await;
+    }
+    if std::env::args().any(|a| a == "--hits") {
+        return hits_against_floor(&engine, &post_cache, &hash_get, &origin, scale, limit).await;
     }
     if std::env::args().any(|a| a == "--sockets") {
         return socket_modes(&engine, &post_cache, &trivial, &forward, &origin, scale, limit).await;
