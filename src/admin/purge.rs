@@ -163,7 +163,7 @@ fn exact_request(node: &Node<'_>) -> Result<ExactRequest, BadRequest> {
 
 /// RFC 4648 §4 base64 with its padding optional. Hand-written: a short loop on
 /// the admin path only, strict (one spelling per byte string), where the
-/// `base64` crate would add to the component's size (docs/PERFORMANCE.md).
+/// `base64` crate would only add to the component's size.
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let digits = text.trim_end_matches('=');
     if text.len() - digits.len() > 2 || digits.len() % 4 == 1 || (text.len() > digits.len() && !text.len().is_multiple_of(4)) {
