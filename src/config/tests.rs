@@ -45,6 +45,7 @@ fn errors_name_the_variable() {
         (&[("origin", "http://x"), ("default_ttl", "ten")], "default_ttl"),
         (&[("origin", "http://x"), ("origin_timeout", "0")], "origin_timeout"),
         (&[("origin", "http://x"), ("max_body_bytes", "-1")], "max_body_bytes"),
+        (&[("origin", "http://x"), ("max_body_bytes", "4294967296")], "max_body_bytes"),
         (&[("origin", "http://x"), ("max_entry_bytes", "10")], "max_entry_bytes"),
         (&[("origin", "http://x"), ("max_entry_bytes", "2000000000")], "max_entry_bytes"),
         (&[("origin", "http://x"), ("max_value_bytes", "100")], "max_value_bytes"),

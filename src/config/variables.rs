@@ -113,11 +113,17 @@ pub const ORIGIN_TIMEOUT: Var<Number> = var(
     "Seconds to connect to the origin and to receive the first byte of its answer.",
 );
 
-pub const MAX_BODY_BYTES: Var<Number> =
-    var("max_body_bytes", "1048576", Number::ANY, "Request bodies larger than this are forwarded, not cached.");
-
 /// Larger entries would make one miss's memory and writes unreasonable.
 pub const MAX_MAX_ENTRY_BYTES: u64 = 1 << 30;
+
+/// A body this size is held in memory whole; a larger bound would also not fit
+/// a wasm32 `usize` once past 4 GiB.
+pub const MAX_BODY_BYTES: Var<Number> = var(
+    "max_body_bytes",
+    "1048576",
+    Number { min: 0, max: MAX_MAX_ENTRY_BYTES },
+    "Request bodies larger than this are forwarded, not cached.",
+);
 
 /// 16 MiB, stored in values of at most `max_value_bytes`.
 pub const MAX_ENTRY_BYTES: Var<Number> = var(
