@@ -3,6 +3,7 @@
 //! can carry the ids of the request it answers.
 
 use super::json::{self, JsonError, Node, Value};
+pub use super::rules::{RuleList, RuleTtl};
 
 /// Most calls in one cacheable batch; a larger batch is forwarded, not keyed.
 pub const MAX_BATCH: usize = 1000;
@@ -53,31 +54,9 @@ pub struct IdSlot {
     pub call: u32,
 }
 
-/// `rpc_methods`: exact names, or prefixes written with a trailing `*`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MethodList(Vec<String>);
-
-impl MethodList {
-    /// Parses a comma-separated list; `Err` names the bad entry.
-    pub fn parse(list: &str) -> Result<Self, String> {
-        let entries: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        if let Some(bad) = entries.iter().find(|e| e.strip_suffix('*').unwrap_or(e).contains('*')) {
-            return Err(format!("{bad:?}: `*` may only end an entry"));
-        }
-        Ok(Self(entries))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn allows(&self, method: &str) -> bool {
-        self.0.iter().any(|entry| match entry.strip_suffix('*') {
-            Some(prefix) => method.starts_with(prefix),
-            None => entry == method,
-        })
-    }
-}
+/// `rpc_methods`: entries `name`, `name=SECONDS`, `name=forever` or
+/// `name=never`, each name exact or a prefix written with a trailing `*`.
+pub type MethodList = RuleList;
 
 /// Reads a request body as JSON-RPC 2.0 calls that may all be cached.
 pub fn read_request(body: &[u8], methods: &MethodList) -> Result<RpcRequest, RpcRefusal> {

@@ -5,9 +5,11 @@
 //! [`check_answer`] decides whether the origin's answer to it may be stored.
 //! The request forwarded to the origin is always the client's bytes, unchanged.
 
+pub mod evm;
 pub mod graphql;
 pub mod json;
 pub mod jsonrpc;
+pub mod rules;
 
 use crate::http::digest::{hex, Digest32, FieldHasher};
 use graphql::OperationKind;
