@@ -5,6 +5,7 @@
 //! [`check_answer`] decides whether the origin's answer to it may be stored.
 //! The request forwarded to the origin is always the client's bytes, unchanged.
 
+pub mod entities;
 pub mod evm;
 pub mod graphql;
 pub mod json;

@@ -1,0 +1,245 @@
+//! The entities a GraphQL answer shows: every object in its `data` with a
+//! `__typename` and a key field (`id` unless configured otherwise) names one
+//! entity, `Type:key`. A stored query answer is tagged with them, and a
+//! mutation's answer names the entities it changed, so a mutation removes
+//! exactly the stored answers that showed what it touched.
+//!
+//! Apollo Client adds `__typename` to every selection set, so the tags are
+//! there without rewriting the request; an object whose `__typename` is aliased
+//! away or absent names no entity. Entity tags are tags like those an origin
+//! sends (`Surrogate-Key`), so they must be visible ASCII without `,`: any other
+//! byte of a key is written `%XX`, and a tag longer than the tag limit is left
+//! out (counted in `dropped`).
+
+use super::json::{Node, Value};
+
+/// Longest entity tag kept, as for any tag.
+pub const MAX_ENTITY_TAG_BYTES: usize = 128;
+
+/// Which field keys an entity: per type, else the first of the default fields
+/// the object has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFields {
+    default: Vec<String>,
+    per_type: Vec<(String, String)>,
+}
+
+impl Default for KeyFields {
+    fn default() -> Self {
+        Self { default: vec!["id".into()], per_type: Vec::new() }
+    }
+}
+
+impl KeyFields {
+    /// Parses `graphql_entity_keys`: comma-separated field names tried in order
+    /// (`id, _id`), and `Type=field` for a type keyed otherwise (`Product=sku`).
+    /// `Err` names the bad entry.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut fields = Self { default: Vec::new(), per_type: Vec::new() };
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            match entry.split_once('=') {
+                None => {
+                    check_name(entry, entry)?;
+                    fields.default.push(entry.to_string());
+                }
+                Some((ty, field)) => {
+                    let (ty, field) = (ty.trim(), field.trim());
+                    check_name(entry, ty)?;
+                    check_name(entry, field)?;
+                    if fields.per_type.iter().any(|(t, _)| t == ty) {
+                        return Err(format!("{entry:?}: type `{ty}` is given a key field twice"));
+                    }
+                    fields.per_type.push((ty.to_string(), field.to_string()));
+                }
+            }
+        }
+        if fields.default.is_empty() && fields.per_type.is_empty() {
+            return Err("no key field named (e.g. `id`)".into());
+        }
+        Ok(fields)
+    }
+
+    fn fields_of<'s>(&'s self, type_name: &str) -> Box<dyn Iterator<Item = &'s str> + 's> {
+        match self.per_type.iter().find(|(t, _)| t == type_name) {
+            Some((_, field)) => Box::new(std::iter::once(field.as_str())),
+            None => Box::new(self.default.iter().map(String::as_str)),
+        }
+    }
+}
+
+/// GraphQL spec §2.1.9, Names: `/[_A-Za-z][_0-9A-Za-z]*/`.
+fn check_name(entry: &str, name: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b == b'_' || b.is_ascii_alphabetic());
+    if first_ok && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(format!("{entry:?}: `{name}` is not a GraphQL name"))
+    }
+}
+
+/// What an answer's data shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entities {
+    /// `Type:key`, distinct, in order of first appearance, at most the cap.
+    pub tags: Vec<String>,
+    /// Every `__typename` seen (distinct, in order), also of objects past the
+    /// cap or without a key: a type-level fallback when the cap is reached.
+    pub types: Vec<String>,
+    /// Entities left out: past the cap, or over the tag length limit.
+    pub dropped: usize,
+}
+
+/// Collects the entities of `data` (the answers' `data` members), at most
+/// `cap` tags. The work is one pass over nodes the parser already built.
+pub fn discover(data: &[&Node<'_>], keys: &KeyFields, cap: usize) -> Entities {
+    let mut found = Entities::default();
+    for node in data {
+        walk(node, keys, cap, &mut found);
+    }
+    found
+}
+
+fn walk(node: &Node<'_>, keys: &KeyFields, cap: usize, found: &mut Entities) {
+    match &node.value {
+        Value::Array(items) => items.iter().for_each(|item| walk(item, keys, cap, found)),
+        Value::Object(members) => {
+            let type_name = match node.value.member("__typename") {
+                Ok(Some(Node { value: Value::String(name), .. })) => Some(name.decode()),
+                _ => None,
+            };
+            // A type name is a GraphQL name; anything else is not a type.
+            if let Some(type_name) = type_name.filter(|t| check_name("", t).is_ok()) {
+                if !found.types.iter().any(|t| *t == type_name) {
+                    found.types.push(type_name.to_string());
+                }
+                if let Some(key) = entity_key(node, keys, &type_name) {
+                    let tag = format!("{type_name}:{key}");
+                    if !found.tags.contains(&tag) {
+                        if found.tags.len() >= cap || tag.len() > MAX_ENTITY_TAG_BYTES {
+                            found.dropped += 1;
+                        } else {
+                            found.tags.push(tag);
+                        }
+                    }
+                }
+            }
+            members.iter().for_each(|m| walk(&m.value, keys, cap, found));
+        }
+        _ => {}
+    }
+}
+
+/// The object's key, as the tag writes it: a string's value (`%XX` for bytes
+/// a tag cannot hold, so `a b` and `a%20b` stay apart) or a number as written.
+fn entity_key(object: &Node<'_>, keys: &KeyFields, type_name: &str) -> Option<String> {
+    for field in keys.fields_of(type_name) {
+        match object.value.member(field) {
+            Ok(Some(Node { value: Value::String(s), .. })) => return Some(escape(&s.decode())),
+            Ok(Some(Node { value: Value::Number(n), .. })) => return Some(escape(n)),
+            // A null or structured key field names no entity; a later default
+            // field may.
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Tags are visible ASCII without spaces or commas; `%` is escaped too so the
+/// escaping cannot be confused with a key that contains `%`.
+pub fn escape(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_graphic() && b != b',' && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::graphql::answer_data;
+    use crate::protocol::json;
+
+    fn found(answer: &str, keys: &KeyFields, cap: usize) -> Entities {
+        let root = json::parse(answer.as_bytes()).expect("test answers are JSON");
+        let data = answer_data(&root).expect("a GraphQL answer").data;
+        discover(&data, keys, cap)
+    }
+
+    fn tags(answer: &str) -> Vec<String> {
+        found(answer, &KeyFields::default(), 128).tags
+    }
+
+    #[test]
+    fn nested_objects_and_lists_name_their_entities_once_each() {
+        let answer = r#"{"data":{"me":{"__typename":"User","id":"1","friends":[
+            {"__typename":"User","id":"2","posts":[{"__typename":"Post","id":7}]},
+            {"__typename":"User","id":"1"}]}}}"#;
+        assert_eq!(tags(answer), ["User:1", "User:2", "Post:7"]);
+    }
+
+    #[test]
+    fn aliases_do_not_matter_but_a_missing_typename_or_key_names_nothing() {
+        let answer = r#"{"data":{"a":{"__typename":"User","id":"1"},"b":{"__typename":"User","uid":"9"},
+            "c":{"id":"3"},"d":{"__typename":"User","id":null},"e":null,"f":{"__typename":"No Type","id":"4"}}}"#;
+        let got = found(answer, &KeyFields::default(), 128);
+        assert_eq!(got.tags, ["User:1"]);
+        assert_eq!(got.types, ["User"]);
+    }
+
+    #[test]
+    fn errors_and_extensions_are_not_read_and_null_data_names_nothing() {
+        let answer = r#"{"errors":[{"message":"x","extensions":{"__typename":"User","id":"5"}}],"data":null}"#;
+        assert!(tags(answer).is_empty());
+        let answer = r#"{"data":{"u":{"__typename":"User","id":"1"}},"extensions":{"__typename":"User","id":"6"}}"#;
+        assert_eq!(tags(answer), ["User:1"]);
+    }
+
+    #[test]
+    fn past_the_cap_entities_are_counted_and_their_types_still_listed() {
+        let answer = r#"{"data":{"l":[{"__typename":"User","id":"1"},{"__typename":"User","id":"2"},
+            {"__typename":"Post","id":"3"}]}}"#;
+        let got = found(answer, &KeyFields::default(), 1);
+        assert_eq!(got.tags, ["User:1"]);
+        assert_eq!(got.dropped, 2);
+        assert_eq!(got.types, ["User", "Post"]);
+    }
+
+    #[test]
+    fn key_fields_can_be_named_per_type_and_tried_in_order() {
+        let keys = KeyFields::parse("id, _id, Product=sku").unwrap();
+        let answer = r#"{"data":{"a":{"__typename":"Doc","_id":"d1"},"b":{"__typename":"Product","id":"x","sku":"S-9"},
+            "c":{"__typename":"Product","id":"y"}}}"#;
+        assert_eq!(found(answer, &keys, 128).tags, ["Doc:d1", "Product:S-9"]);
+    }
+
+    #[test]
+    fn a_key_a_tag_cannot_hold_is_escaped_and_an_overlong_one_dropped() {
+        let answer = r#"{"data":{"a":{"__typename":"User","id":"a b,c%"},"b":{"__typename":"User","id":"é"}}}"#;
+        assert_eq!(tags(answer), ["User:a%20b%2Cc%25", "User:%C3%A9"]);
+        let long = format!(r#"{{"data":{{"a":{{"__typename":"User","id":"{}"}}}}}}"#, "x".repeat(200));
+        let got = found(&long, &KeyFields::default(), 128);
+        assert!(got.tags.is_empty());
+        assert_eq!(got.dropped, 1);
+    }
+
+    #[test]
+    fn a_batch_of_answers_is_read_whole() {
+        let answer = r#"[{"data":{"a":{"__typename":"User","id":"1"}}},{"data":{"b":{"__typename":"User","id":"2"}}}]"#;
+        assert_eq!(tags(answer), ["User:1", "User:2"]);
+    }
+
+    #[test]
+    fn bad_key_field_lists_are_refused_naming_the_entry() {
+        for (list, entry) in [("1d", "1d"), ("Product=", "Product="), ("=sku", "=sku"), ("A=x, A=y", "A=y"), ("id-x", "id-x")] {
+            let err = KeyFields::parse(list).expect_err(list);
+            assert!(err.contains(&format!("{entry:?}")), "{list}: {err}");
+        }
+        assert!(KeyFields::parse(" , ").is_err());
+    }
+}
