@@ -11,7 +11,7 @@ use crate::http::headers::{has, list_items, values};
 use super::record::StaleWindows;
 use super::targeted;
 use crate::http::date;
-use crate::protocol::{AnswerRefusal, ProtocolBypass};
+use crate::protocol::{AnswerRefusal, Limit, ProtocolBypass};
 
 /// How requests carrying `Authorization` or `Cookie` are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +207,9 @@ pub struct StoragePolicy<'a> {
     /// contract" of RFC 9111 §4.2.4.
     pub stale_while_revalidate: u64,
     pub stale_if_error: u64,
+    /// What the body format's rules allow (`rpc_methods` TTLs, the chain tip):
+    /// a lifetime in place of `default_ttl`, and a bound on any lifetime.
+    pub limit: Limit,
 }
 
 /// Decides whether a response may be stored and for how long. `now` is Unix seconds.
@@ -273,7 +276,11 @@ pub fn decide_response(
     if !explicit && !cc.public && !statuses.heuristic.contains(&status) {
         return refuse(if status >= 500 { ServerError } else { Status });
     }
-    let lifetime = freshness_lifetime(&cc, &expires, headers, policy.default_ttl, now);
+    let when_silent = policy.limit.when_silent.unwrap_or(policy.default_ttl);
+    let lifetime = freshness_lifetime(&cc, &expires, headers, when_silent, now);
+    // A rule's bound wins over a longer lifetime the origin states; a shorter
+    // one the origin states wins over the rule.
+    let lifetime = policy.limit.at_most.map_or(lifetime, |bound| lifetime.min(bound));
     let initial_age = initial_age(headers);
     // RFC 9111 §1.2.2: a cache "MUST consider the value to be 2147483648 (2^31)"
     // when it cannot represent it "or if any of its subsequent calculations
@@ -302,10 +309,13 @@ fn stale_windows(cc: &CacheControl, policy: &StoragePolicy<'_>) -> StaleWindows 
         return StaleWindows { while_revalidate: 0, if_error: 0, forbidden: true };
     }
     let seconds = |n: u64| n.min(u64::from(u32::MAX)) as u32;
-    // RFC 5861 §3, §4: the response's own windows; without them, the configured ones.
+    // RFC 5861 §3, §4: the response's own windows; without them, the configured
+    // ones — except under a rule's bound, which a configured window would
+    // stretch (an answer at the chain tip served for the window past it).
+    let configured = |window: u64| if policy.limit.at_most.is_some() { 0 } else { window };
     StaleWindows {
-        while_revalidate: seconds(cc.stale_while_revalidate.unwrap_or(policy.stale_while_revalidate)),
-        if_error: seconds(cc.stale_if_error.unwrap_or(policy.stale_if_error)),
+        while_revalidate: seconds(cc.stale_while_revalidate.unwrap_or(configured(policy.stale_while_revalidate))),
+        if_error: seconds(cc.stale_if_error.unwrap_or(configured(policy.stale_if_error))),
         forbidden: false,
     }
 }
@@ -403,6 +413,7 @@ mod tests {
             targeted: "post-cache-control",
             stale_while_revalidate: 0,
             stale_if_error: 0,
+            limit: Limit::default(),
         }
     }
 
@@ -536,6 +547,38 @@ mod tests {
             }
         }
         assert_eq!(ttl(decide_statuses(404, &[], &off)), 30, "other statuses are unaffected");
+    }
+
+    #[test]
+    fn a_rules_bound_wins_over_a_longer_origin_lifetime_and_loses_to_a_shorter_one() {
+        let statuses = statuses(true);
+        let bounded = StoragePolicy { limit: Limit { when_silent: Some(2), at_most: Some(2) }, ..policy(&statuses) };
+        let ttl = |headers: &[(&str, &str)], policy: &StoragePolicy<'_>| match decide_response(200, &h(headers), policy, NOW) {
+            Storability::Store { ttl, .. } => ttl,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ttl(&[("cache-control", "max-age=60")], &bounded), 2);
+        assert_eq!(ttl(&[("cache-control", "max-age=1")], &bounded), 1);
+        assert_eq!(ttl(&[], &bounded), 2);
+        assert!(matches!(decide_response(200, &h(&[("cache-control", "no-store")]), &bounded, NOW), Storability::DoNotStore(_)));
+        // A lifetime in place of default_ttl, without a bound.
+        let forever = StoragePolicy { limit: Limit { when_silent: Some(1 << 31), at_most: None }, ..policy(&statuses) };
+        assert_eq!(ttl(&[], &forever), 1 << 31);
+        assert_eq!(ttl(&[("cache-control", "max-age=60")], &forever), 60);
+    }
+
+    #[test]
+    fn configured_stale_windows_do_not_stretch_a_rules_bound() {
+        let statuses = statuses(true);
+        let base = StoragePolicy { stale_while_revalidate: 30, stale_if_error: 300, ..policy(&statuses) };
+        let windows = |policy: &StoragePolicy<'_>, headers: &[(&str, &str)]| match decide_response(200, &h(headers), policy, NOW) {
+            Storability::Store { stale, .. } => (stale.while_revalidate, stale.if_error),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(windows(&base, &[]), (30, 300));
+        let bounded = StoragePolicy { limit: Limit { when_silent: Some(2), at_most: Some(2) }, ..base };
+        assert_eq!(windows(&bounded, &[]), (0, 0));
+        assert_eq!(windows(&bounded, &[("cache-control", "max-age=5, stale-if-error=60")]), (0, 60));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod parse;
 pub mod variables;
 
 use crate::cache::policy::{CredentialMode, StatusPolicy};
+use crate::protocol::jsonrpc::RpcLifetimes;
 use crate::protocol::{BodyFormat, ProtocolConfig};
 pub use origin::OriginUrl;
 use parse::Parse;
@@ -124,6 +125,7 @@ impl Config {
         let rpc_methods = read!(RPC_METHODS);
         let graphql_store_partial = read!(GRAPHQL_STORE_PARTIAL);
         let rpc_store_null = read!(RPC_STORE_NULL);
+        let rpc_tip_ttl = read!(RPC_TIP_TTL);
         let stale_while_revalidate = read!(STALE_WHILE_REVALIDATE);
         let stale_if_error = read!(STALE_IF_ERROR);
         let targeted_cache_control = read!(TARGETED_CACHE_CONTROL);
@@ -168,7 +170,13 @@ impl Config {
             credentials,
             credential_salt,
             kv_store,
-            protocol: ProtocolConfig { format, rpc_methods, graphql_store_partial, rpc_store_null },
+            protocol: ProtocolConfig {
+                format,
+                rpc_methods,
+                graphql_store_partial,
+                rpc_store_null,
+                rpc_lifetimes: RpcLifetimes { default_ttl, tip_ttl: rpc_tip_ttl },
+            },
             stale_while_revalidate,
             stale_if_error,
             targeted_cache_control,

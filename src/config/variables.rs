@@ -62,7 +62,7 @@ const fn secret<P>(name: &'static str, default: &'static str, parser: P, doc: &'
 }
 
 /// Every variable, in spin.toml's order.
-pub const VARIABLES: [&Row; 30] = [
+pub const VARIABLES: [&Row; 31] = [
     &ORIGIN.row,
     &DEFAULT_TTL.row,
     &ORIGIN_TIMEOUT.row,
@@ -80,6 +80,7 @@ pub const VARIABLES: [&Row; 30] = [
     &RPC_METHODS.row,
     &GRAPHQL_STORE_PARTIAL.row,
     &RPC_STORE_NULL.row,
+    &RPC_TIP_TTL.row,
     &STALE_WHILE_REVALIDATE.row,
     &STALE_IF_ERROR.row,
     &TARGETED_CACHE_CONTROL.row,
@@ -212,6 +213,15 @@ pub const GRAPHQL_STORE_PARTIAL: Var<OneOf<bool>> = var(
 
 pub const RPC_STORE_NULL: Var<OneOf<bool>> =
     var("rpc_store_null", "false", FLAG, "Whether JSON-RPC answers whose result is null are stored.");
+
+/// A block every few seconds on the common chains: longer serves answers
+/// several blocks behind.
+pub const RPC_TIP_TTL: Var<Number> = var(
+    "rpc_tip_ttl",
+    "2",
+    Number::ANY,
+    "Most seconds a JSON-RPC answer that follows the chain tip is kept; 0: not cached.",
+);
 
 pub const STALE_WHILE_REVALIDATE: Var<Number> = var(
     "stale_while_revalidate",

@@ -2,7 +2,9 @@
 //! them (everything but `id`), and where the ids sit in an answer so that a replay
 //! can carry the ids of the request it answers.
 
+use super::evm::{self, Finality};
 use super::json::{self, JsonError, Node, Value};
+use super::rules::Limit;
 pub use super::rules::{RuleList, RuleTtl};
 
 /// Most calls in one cacheable batch; a larger batch is forwarded, not keyed.
@@ -20,6 +22,19 @@ pub struct RpcRequest {
     /// What keys the request: each call in canonical JSON without its `id`
     /// (taken out when the request is keyed).
     pub material: Vec<u8>,
+    /// How long the answer may be kept by the calls' rules and blocks: the
+    /// strictest of its calls.
+    pub limit: Limit,
+}
+
+/// The lifetimes the rules of `rpc_methods` fall back on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RpcLifetimes {
+    /// `default_ttl`: what a bare method name keeps an answer for.
+    pub default_ttl: u64,
+    /// `rpc_tip_ttl`: the most seconds an answer that follows the chain tip is
+    /// kept; 0: not cached.
+    pub tip_ttl: u64,
 }
 
 /// Why a request is forwarded without being looked up or stored.
@@ -30,8 +45,12 @@ pub enum RpcRefusal {
     Unparsable,
     /// A call without `id`: nothing is answered, so nothing can be cached.
     Notification,
-    /// A method not in `rpc_methods`.
+    /// A method not in `rpc_methods`, or listed `=never`.
     Method,
+    /// A call whose answer changes between blocks (`pending`), that sends or
+    /// signs, reads a node's filter state, or follows the tip with
+    /// `rpc_tip_ttl` 0.
+    Uncacheable,
 }
 
 /// Why an answer is not stored.
@@ -59,7 +78,7 @@ pub struct IdSlot {
 pub type MethodList = RuleList;
 
 /// Reads a request body as JSON-RPC 2.0 calls that may all be cached.
-pub fn read_request(body: &[u8], methods: &MethodList) -> Result<RpcRequest, RpcRefusal> {
+pub fn read_request(body: &[u8], methods: &MethodList, lifetimes: RpcLifetimes) -> Result<RpcRequest, RpcRefusal> {
     let root = json::parse(body).map_err(|_| RpcRefusal::Unparsable)?;
     let (batch, calls) = match &root.value {
         Value::Array(items) if items.is_empty() || items.len() > MAX_BATCH => return Err(RpcRefusal::Unparsable),
@@ -67,11 +86,13 @@ pub fn read_request(body: &[u8], methods: &MethodList) -> Result<RpcRequest, Rpc
         Value::Object(_) => (false, vec![&root]),
         _ => return Err(RpcRefusal::Unparsable),
     };
-    let mut request = RpcRequest { batch, ids: Vec::new(), id_keys: Vec::new(), material: Vec::new() };
+    let mut request = RpcRequest { batch, ids: Vec::new(), id_keys: Vec::new(), material: Vec::new(), limit: Limit::default() };
     request.material.extend_from_slice(if batch { b"batch\n" } else { b"call\n" });
     // The first refusal in request order is the one reported.
+    let mut limit: Option<Limit> = None;
     for call in calls {
-        let id = read_call(call, methods)?;
+        let (id, call_limit) = read_call(call, methods, lifetimes)?;
+        limit = Some(limit.map_or(call_limit, |l| l.stricter(call_limit, lifetimes.default_ttl)));
         let id_key = id_key(body, id);
         if request.id_keys.contains(&id_key) {
             return Err(RpcRefusal::Unparsable);
@@ -81,11 +102,12 @@ pub fn read_request(body: &[u8], methods: &MethodList) -> Result<RpcRequest, Rpc
         json::write_canonical_except(&call.value, "id", &mut request.material).map_err(|_| RpcRefusal::Unparsable)?;
         request.material.push(b'\n');
     }
+    request.limit = limit.unwrap_or_default();
     Ok(request)
 }
 
-/// Checks one call and returns its `id`.
-fn read_call<'n, 'a>(call: &'n Node<'a>, methods: &MethodList) -> Result<&'n Node<'a>, RpcRefusal> {
+/// Checks one call and returns its `id` and how long its answer may be kept.
+fn read_call<'n, 'a>(call: &'n Node<'a>, methods: &MethodList, lifetimes: RpcLifetimes) -> Result<(&'n Node<'a>, Limit), RpcRefusal> {
     let member = |name| call.value.member(name).map_err(|_: JsonError| RpcRefusal::Unparsable);
     if !matches!(call.value, Value::Object(_)) {
         return Err(RpcRefusal::Unparsable);
@@ -98,19 +120,24 @@ fn read_call<'n, 'a>(call: &'n Node<'a>, methods: &MethodList) -> Result<&'n Nod
         Some(Node { value: Value::String(m), .. }) => m.decode(),
         _ => return Err(RpcRefusal::Unparsable),
     };
-    match member("params")? {
-        None | Some(Node { value: Value::Array(_) | Value::Object(_), .. }) => {}
+    let params = match member("params")? {
+        params @ (None | Some(Node { value: Value::Array(_) | Value::Object(_), .. })) => params,
         Some(_) => return Err(RpcRefusal::Unparsable),
-    }
+    };
     let id = match member("id")? {
         None => return Err(RpcRefusal::Notification),
         Some(id @ Node { value: Value::String(_) | Value::Number(_) | Value::Null, .. }) => id,
         Some(_) => return Err(RpcRefusal::Unparsable),
     };
-    if !methods.allows(&method) {
+    let Some(limit) = methods.rule(&method).and_then(RuleTtl::limit) else {
         return Err(RpcRefusal::Method);
-    }
-    Ok(id)
+    };
+    let limit = match evm::finality(&method, params) {
+        Finality::Static | Finality::Pinned | Finality::Unknown => limit,
+        Finality::Tip if lifetimes.tip_ttl > 0 => limit.capped(lifetimes.tip_ttl, lifetimes.default_ttl),
+        Finality::Tip | Finality::Never => return Err(RpcRefusal::Uncacheable),
+    };
+    Ok((id, limit))
 }
 
 /// An id in canonical form (so `"\u0041"` matches `"A"`), or as written when a
@@ -265,12 +292,14 @@ impl<'a> IdSplicer<'a> {
 mod tests {
     use super::*;
 
+    const LIFETIMES: RpcLifetimes = RpcLifetimes { default_ttl: 60, tip_ttl: 2 };
+
     fn methods() -> MethodList {
         MethodList::parse("eth_chainId, eth_getBlockByHash,eth_call, net_*").unwrap()
     }
 
     fn read(body: &str) -> Result<RpcRequest, RpcRefusal> {
-        read_request(body.as_bytes(), &methods())
+        read_request(body.as_bytes(), &methods(), LIFETIMES)
     }
 
     #[test]
@@ -303,6 +332,38 @@ mod tests {
         // A single call and a batch of that one call answer in different shapes.
         let batch = read(r#"[{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[{"to":"0x1"},"latest"]}]"#).unwrap();
         assert_ne!(batch.material, a.material);
+    }
+
+    fn limit_of(methods: &str, tip_ttl: u64, body: &str) -> Result<Limit, RpcRefusal> {
+        let methods = MethodList::parse(methods).unwrap();
+        read_request(body.as_bytes(), &methods, RpcLifetimes { default_ttl: 60, tip_ttl }).map(|r| r.limit)
+    }
+
+    #[test]
+    fn a_call_at_the_chain_tip_is_kept_at_most_the_tip_ttl_and_pending_never() {
+        let rules = "eth_getBlockByNumber=600, eth_chainId=forever, eth_*";
+        let call = |params: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getBlockByNumber","params":{params}}}"#);
+        let pinned = limit_of(rules, 2, &call(r#"["0x10",false]"#)).unwrap();
+        assert_eq!(pinned, Limit { when_silent: Some(600), at_most: Some(600) });
+        let tip = limit_of(rules, 2, &call(r#"["latest",false]"#)).unwrap();
+        assert_eq!(tip, Limit { when_silent: Some(2), at_most: Some(2) });
+        assert_eq!(limit_of(rules, 2, &call(r#"["pending",false]"#)), Err(RpcRefusal::Uncacheable));
+        assert_eq!(limit_of(rules, 0, &call(r#"["latest",false]"#)), Err(RpcRefusal::Uncacheable));
+        let chain = limit_of(rules, 2, r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).unwrap();
+        assert_eq!(chain, Limit { when_silent: Some(1 << 31), at_most: None });
+        // Listed by a prefix, a send is still never cached.
+        let send = r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0x00"]}"#;
+        assert_eq!(limit_of(rules, 2, send), Err(RpcRefusal::Uncacheable));
+    }
+
+    #[test]
+    fn a_batch_is_kept_as_long_as_its_least_stable_call() {
+        let body = r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},
+            {"jsonrpc":"2.0","id":2,"method":"eth_getBalance","params":["0x01"]}]"#;
+        let limit = limit_of("eth_chainId=forever, eth_getBalance=30", 2, body).unwrap();
+        assert_eq!(limit, Limit { when_silent: Some(2), at_most: Some(2) });
+        let never = r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":2,"method":"x_y"}]"#;
+        assert_eq!(limit_of("eth_chainId, x_y=never", 2, never), Err(RpcRefusal::Method));
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::http::digest::{hex, Digest32, FieldHasher};
 use graphql::OperationKind;
 use sha2::{Digest, Sha256};
 use json::{Node, Value};
-use jsonrpc::{IdSlot, MethodList, RpcRefusal, RpcRequest};
+use jsonrpc::{IdSlot, MethodList, RpcLifetimes, RpcRefusal, RpcRequest};
+pub use rules::Limit;
 
 /// `body_format`: how request bodies are keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +64,19 @@ pub struct ProtocolConfig {
     pub graphql_store_partial: bool,
     /// `rpc_store_null`: store JSON-RPC answers whose `result` is `null`.
     pub rpc_store_null: bool,
+    /// `default_ttl` and `rpc_tip_ttl`, which the rules of `rpc_methods` use.
+    pub rpc_lifetimes: RpcLifetimes,
 }
 
 impl Default for ProtocolConfig {
     fn default() -> Self {
-        Self { format: BodyFormat::Raw, rpc_methods: MethodList::default(), graphql_store_partial: false, rpc_store_null: false }
+        Self {
+            format: BodyFormat::Raw,
+            rpc_methods: MethodList::default(),
+            graphql_store_partial: false,
+            rpc_store_null: false,
+            rpc_lifetimes: RpcLifetimes { default_ttl: 60, tip_ttl: 2 },
+        }
     }
 }
 
@@ -98,6 +107,9 @@ pub enum ProtocolBypass {
     RpcMethod,
     /// A JSON-RPC notification (no `id`).
     Notification,
+    /// A JSON-RPC call whose answer changes between blocks (`pending`), that
+    /// sends or signs, or follows the chain tip with `rpc_tip_ttl` 0.
+    RpcUncacheable,
     /// A GraphQL POST whose URL query names `query`, `operationName`,
     /// `variables` or `extensions`: common servers (express-graphql and others)
     /// run those instead of the body's, so the body tells nothing.
@@ -112,6 +124,7 @@ impl ProtocolBypass {
             Self::PersistedQuery => "persisted-query",
             Self::RpcMethod => "rpc-method",
             Self::Notification => "notification",
+            Self::RpcUncacheable => "rpc-uncacheable",
             Self::UrlParams => "url-params",
         }
     }
@@ -131,6 +144,16 @@ pub enum AnswerCheck {
     GraphQl { batch: bool, persisted: Option<Persisted> },
     /// Answers exactly these calls, none with `error`; replays get the caller's ids.
     JsonRpc(RpcRequest),
+}
+
+impl AnswerCheck {
+    /// What the body format's rules allow of the answer's lifetime.
+    pub fn limit(&self) -> Limit {
+        match self {
+            AnswerCheck::JsonRpc(request) => request.limit,
+            AnswerCheck::Nothing | AnswerCheck::GraphQl { .. } => Limit::default(),
+        }
+    }
 }
 
 /// An Apollo persisted query (`extensions.persistedQuery.sha256Hash`): keyed on
@@ -198,7 +221,7 @@ pub fn key_request(
             if !(media.is_empty() || is_json(&media)) {
                 return Keying::Bypass(ProtocolBypass::Unparsable);
             }
-            match jsonrpc::read_request(body, &config.rpc_methods) {
+            match jsonrpc::read_request(body, &config.rpc_methods, config.rpc_lifetimes) {
                 Ok(mut request) => {
                     let material = std::mem::take(&mut request.material);
                     Keying::Canonical { material, check: AnswerCheck::JsonRpc(request) }
@@ -206,6 +229,7 @@ pub fn key_request(
                 Err(RpcRefusal::Unparsable) => Keying::Bypass(ProtocolBypass::Unparsable),
                 Err(RpcRefusal::Notification) => Keying::Bypass(ProtocolBypass::Notification),
                 Err(RpcRefusal::Method) => Keying::Bypass(ProtocolBypass::RpcMethod),
+                Err(RpcRefusal::Uncacheable) => Keying::Bypass(ProtocolBypass::RpcUncacheable),
             }
         }
     }

@@ -89,9 +89,69 @@ fn parse_ttl(entry: &str, ttl: &str) -> Result<RuleTtl, String> {
     }
 }
 
+/// What the rules allow of an answer's freshness, beside the origin's own:
+/// the lifetime when the origin states none, and a bound whatever it states.
+/// `cache::policy` applies it; the stricter of the two always wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limit {
+    /// Seconds fresh when the origin states no freshness; `None`: `default_ttl`.
+    pub when_silent: Option<u64>,
+    /// The most seconds fresh, whatever the origin states; `None`: no bound.
+    pub at_most: Option<u64>,
+}
+
+impl RuleTtl {
+    /// The limit an entry sets; `None` for `never`.
+    pub fn limit(self) -> Option<Limit> {
+        match self {
+            RuleTtl::Default => Some(Limit::default()),
+            RuleTtl::Never => None,
+            RuleTtl::Seconds(n) => Some(Limit { when_silent: Some(u64::from(n)), at_most: Some(u64::from(n)) }),
+            RuleTtl::Forever => Some(Limit { when_silent: Some(MAX_RULE_TTL), at_most: None }),
+        }
+    }
+}
+
+impl Limit {
+    /// The stricter of two limits (the calls of one batch are one entry).
+    /// `default_ttl` is what a `None` lifetime stands for.
+    pub fn stricter(self, other: Limit, default_ttl: u64) -> Limit {
+        let when_silent = match (self.when_silent, other.when_silent) {
+            (None, None) => None,
+            (Some(a), None) | (None, Some(a)) => Some(a.min(default_ttl)),
+            (Some(a), Some(b)) => Some(a.min(b)),
+        };
+        let at_most = match (self.at_most, other.at_most) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Limit { when_silent, at_most }
+    }
+
+    /// This limit, and never more than `seconds`.
+    pub fn capped(self, seconds: u64, default_ttl: u64) -> Limit {
+        self.stricter(Limit { when_silent: Some(seconds), at_most: Some(seconds) }, default_ttl)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_combine_to_the_stricter_lifetime_and_bound() {
+        let forever = RuleTtl::Forever.limit().unwrap();
+        let ten = RuleTtl::Seconds(10).limit().unwrap();
+        let default = RuleTtl::Default.limit().unwrap();
+        assert_eq!(RuleTtl::Never.limit(), None);
+        assert_eq!(forever.stricter(ten, 60), ten);
+        assert_eq!(forever.stricter(default, 60), Limit { when_silent: Some(60), at_most: None });
+        assert_eq!(default.stricter(default, 60), default);
+        assert_eq!(ten.stricter(default, 5), Limit { when_silent: Some(5), at_most: Some(10) });
+        assert_eq!(forever.capped(2, 60), Limit { when_silent: Some(2), at_most: Some(2) });
+        assert_eq!(default.capped(2, 60), Limit { when_silent: Some(2), at_most: Some(2) });
+        assert_eq!(default.capped(120, 60), Limit { when_silent: Some(60), at_most: Some(120) });
+    }
 
     #[test]
     fn method_entries_carry_seconds_or_forever() {

@@ -8,6 +8,7 @@ fn config(format: BodyFormat) -> ProtocolConfig {
         rpc_methods: MethodList::parse("eth_chainId,eth_call,net_*").unwrap(),
         graphql_store_partial: false,
         rpc_store_null: false,
+        ..ProtocolConfig::default()
     }
 }
 

@@ -19,7 +19,7 @@ use crate::cache::record::{RecordBuilder, RecordMeta, StaleWindows};
 use crate::config::Config;
 use crate::http::headers::{self, HeaderList};
 use crate::origin::{Origin, OriginError, OriginResponse};
-use crate::protocol;
+use crate::protocol::{self, Limit};
 
 /// RFC 5861 §4: the errors stale-if-error covers: "An error is any situation
 /// that would result in a 500, 502, 503, or 504 HTTP response status code being
@@ -28,13 +28,16 @@ fn origin_erred(status: u16) -> bool {
     matches!(status, 500 | 502 | 503 | 504)
 }
 
-pub fn storage_policy(config: &Config) -> StoragePolicy<'_> {
+/// How answers to this request are judged: the configuration, and what the
+/// body format's rules allow of this request's answer.
+pub fn storage_policy(config: &Config, limit: Limit) -> StoragePolicy<'_> {
     StoragePolicy {
         cacheable_statuses: &config.cacheable_statuses,
         default_ttl: config.default_ttl,
         targeted: &config.targeted_cache_control,
         stale_while_revalidate: config.stale_while_revalidate,
         stale_if_error: config.stale_if_error,
+        limit,
     }
 }
 
@@ -94,7 +97,7 @@ impl<E: Env> Flow<'_, E> {
                 return Stored::NOTHING;
             }
         }
-        let storability = match decide_response(response.status, &response.headers, &storage_policy(config), self.now) {
+        let storability = match decide_response(response.status, &response.headers, &storage_policy(config, keyed.check.limit()), self.now) {
             Storability::Store { .. } if let Err(reason) = persisted_may_be_stored(self.store, &keyed.check) => Storability::DoNotStore(reason),
             storability => storability,
         };
@@ -140,7 +143,7 @@ impl<E: Env> Flow<'_, E> {
         let rec = &usable.record;
         let merged = conditional::updated_headers(&rec.headers, &headers::for_client(not_modified, &[]), &[]);
         let kept: HeaderList = merged.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("age")).cloned().collect();
-        let decision = decide_response(rec.meta.status, &merged, &storage_policy(self.config), self.now);
+        let decision = decide_response(rec.meta.status, &merged, &storage_policy(self.config, self.keyed.check.limit()), self.now);
         let (stored, age) = match decision {
             Storability::Store { ttl, initial_age, vary, stale } => {
                 let meta = self.record_meta(rec.meta.status, ttl, initial_age, vary, stale);

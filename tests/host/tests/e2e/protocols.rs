@@ -131,6 +131,62 @@ async fn a_jsonrpc_batch_gets_each_id_back_in_the_origins_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonrpc_answers_are_kept_by_their_methods_rule_and_at_the_chain_tip_for_the_tip_ttl() {
+    let vars = [
+        ("body_format", "jsonrpc"),
+        ("rpc_methods", "eth_chainId=forever, eth_getBlockByNumber=600"),
+        ("rpc_tip_ttl", "2"),
+    ];
+    let mut s = setup_with(&vars, |_| {}).await;
+    let block = |tag: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getBlockByNumber","params":["{tag}",false]}}"#);
+    let chain_id = br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#;
+    let mut statuses = Vec::new();
+    for body in [block("latest").into_bytes(), block("0x10").into_bytes(), chain_id.to_vec()] {
+        statuses.push(s.client.post("/rpc", &[JSON], &body).await.cache_status());
+        statuses.push(s.client.post("/rpc", &[JSON], &body).await.cache_status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            "post-cache; fwd=uri-miss; detail=storing",
+            "post-cache; hit; ttl=2",
+            "post-cache; fwd=uri-miss; detail=storing",
+            "post-cache; hit; ttl=600",
+            "post-cache; fwd=uri-miss; detail=storing",
+            "post-cache; hit; ttl=2147483648",
+        ]
+    );
+    assert_eq!(s.origin.count_path("POST", "/rpc"), 3);
+
+    // Past the tip TTL the tip's answer is fetched again; the pinned block and
+    // the chain id are still served.
+    s.host.advance_clock(3);
+    assert_eq!(s.client.post("/rpc", &[JSON], block("latest").as_bytes()).await.cache_status(), "post-cache; fwd=stale; detail=storing");
+    assert_eq!(s.client.post("/rpc", &[JSON], block("0x10").as_bytes()).await.cache_status(), "post-cache; hit; ttl=597");
+    assert_eq!(s.client.post("/rpc", &[JSON], chain_id).await.cache_status(), "post-cache; hit; ttl=2147483645");
+    assert_eq!(s.origin.count_path("POST", "/rpc"), 4);
+    s.host.advance_clock(600);
+    assert_eq!(s.client.post("/rpc", &[JSON], block("0x10").as_bytes()).await.cache_status(), "post-cache; fwd=stale; detail=storing");
+
+    // `pending` is never looked up nor stored.
+    for _ in 0..2 {
+        let pending = s.client.post("/rpc", &[JSON], block("pending").as_bytes()).await;
+        assert_eq!(pending.cache_status(), "post-cache; fwd=bypass; detail=rpc-uncacheable");
+    }
+    assert_eq!(s.origin.count_path("POST", "/rpc"), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_rpc_methods_entry_answers_500_naming_the_variable_and_the_entry() {
+    let mut s = setup_with(&[("body_format", "jsonrpc"), ("rpc_methods", "eth_chainId=for-ever")], |_| {}).await;
+    let r = s.client.post("/rpc", &[JSON], br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await;
+    assert_eq!(r.status, 500);
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains("rpc_methods") && text.contains("eth_chainId=for-ever"), "{text}");
+    assert_eq!(s.origin.count_path("POST", "/rpc"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlisted_methods_notifications_and_errors_always_reach_the_origin() {
     let mut s = setup_with(&RPC_VARS, |_| {}).await;
     let cases: [(&[u8], &str); 3] = [
