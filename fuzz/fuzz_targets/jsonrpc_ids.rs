@@ -8,7 +8,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use post_cache::protocol::json::{self, Node, Value};
-use post_cache::protocol::jsonrpc::{check_answer, read_request, splice_ids, AnswerRefusal, IdSplicer, MethodList};
+use post_cache::protocol::jsonrpc::{check_answer, read_request, splice_ids, AnswerRefusal, IdSplicer, MethodList, RpcLifetimes};
 
 fuzz_target!(|data: &[u8]| {
     let (request, answer) = match data.iter().position(|&b| b == 0) {
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &b""[..]),
     };
     let methods = MethodList::parse("*").unwrap();
-    let Ok(request) = read_request(request, &methods) else { return };
+    let Ok(request) = read_request(request, &methods, RpcLifetimes { default_ttl: 60, tip_ttl: 2 }) else { return };
     // A null result is refused unless allowed, and changes nothing else.
     let strict = check_answer(&request, answer, false);
     let Ok(slots) = check_answer(&request, answer, true) else {
