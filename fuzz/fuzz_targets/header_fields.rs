@@ -21,6 +21,7 @@ use post_cache::http::headers::{for_client, list_items};
 use post_cache::cache::policy::{decide_response, Storability, StatusPolicy, StoragePolicy};
 use post_cache::cache::targeted::{governing, valid_dictionary};
 use post_cache::http::date;
+use post_cache::protocol::Limit;
 
 const NOW: u64 = 1_700_000_000;
 
@@ -51,6 +52,8 @@ fn check_storage(status: u16, response: &[(String, Vec<u8>)]) {
         targeted: "post-cache-control",
         stale_while_revalidate: u64::MAX,
         stale_if_error: 7,
+        // Every third status under a rule's bound, which no header may exceed.
+        limit: if status % 3 == 0 { Limit { when_silent: Some(5), at_most: Some(5) } } else { Limit::default() },
     };
     let g = governing(response, policy.targeted);
     match decide_response(status, response, &policy, NOW) {
@@ -58,6 +61,7 @@ fn check_storage(status: u16, response: &[(String, Vec<u8>)]) {
             assert!((200..=599).contains(&status) && status != 206 && status != 304, "{status}");
             assert!(status < 500 || statuses.server_errors);
             assert!((1..=MAX_DELTA_SECONDS).contains(&ttl), "{ttl}");
+            assert!(policy.limit.at_most.is_none_or(|bound| ttl <= bound), "{ttl} over the rule's bound");
             assert!(initial_age <= MAX_DELTA_SECONDS);
             assert!(!g.cc.no_store && !g.cc.private && !g.cc.no_cache);
         }

@@ -13,6 +13,7 @@ use libfuzzer_sys::fuzz_target;
 use post_cache::cache::cache_control::MAX_DELTA_SECONDS;
 use post_cache::cache::policy::{decide_response, NotStoredReason, Storability, StatusPolicy, StoragePolicy};
 use post_cache::http::date::{format, parse, LATEST};
+use post_cache::protocol::Limit;
 use std::time::UNIX_EPOCH;
 
 const NOW: u64 = 1_700_000_000;
@@ -81,6 +82,7 @@ fuzz_target!(|data: &[u8]| {
         targeted: "post-cache-control",
         stale_while_revalidate: 0,
         stale_if_error: 0,
+        limit: Limit::default(),
     };
     let headers = vec![("expires".to_string(), expires.to_vec()), ("date".to_string(), date.to_vec())];
     let decided = decide_response(200, &headers, &policy, NOW);
