@@ -196,10 +196,11 @@ fn graphql_body(len: usize) -> Vec<u8> {
     format!("{{\"query\":\"{doc}\",\"operationName\":\"Q\",\"variables\":{{\"v\":[{}]}}}}", words.join(",")).into_bytes()
 }
 
-/// A JSON-RPC `eth_call` of about `len` bytes.
+/// A JSON-RPC `eth_call` of about `len` bytes, at a block named by number: a
+/// call at `latest` is kept only for `rpc_tip_ttl`, shorter than a round.
 fn jsonrpc_body(len: usize) -> Vec<u8> {
     let data: String = (0..len.saturating_sub(120)).map(|i| b"0123456789abcdef"[i % 16] as char).collect();
-    format!(r#"{{"jsonrpc":"2.0","id":7,"method":"eth_call","params":[{{"to":"0x00000000000000000000000000000000deadbeef","data":"0x{data}"}},"latest"]}}"#).into_bytes()
+    format!(r#"{{"jsonrpc":"2.0","id":7,"method":"eth_call","params":[{{"to":"0x00000000000000000000000000000000deadbeef","data":"0x{data}"}},"0x12a05f2"]}}"#).into_bytes()
 }
 
 /// Hits in `graphql` and `jsonrpc` mode against `raw` hits on the same bodies and
