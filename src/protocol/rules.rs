@@ -53,11 +53,6 @@ impl RuleList {
         self.0.is_empty()
     }
 
-    /// Whether an entry names `name` with anything but `never`.
-    pub fn allows(&self, name: &str) -> bool {
-        self.rule(name).is_some_and(|ttl| ttl != RuleTtl::Never)
-    }
-
     /// The entry that governs `name`: its exact name, else the longest
     /// matching prefix (so `eth_getBlockByHash=forever` beats `eth_*=10`).
     pub fn rule(&self, method: &str) -> Option<RuleTtl> {
@@ -131,6 +126,16 @@ impl Limit {
     /// This limit, and never more than `seconds`.
     pub fn capped(self, seconds: u64, default_ttl: u64) -> Limit {
         self.stricter(Limit { when_silent: Some(seconds), at_most: Some(seconds) }, default_ttl)
+    }
+}
+
+/// The request path asks for a name's limit (`rule` then `RuleTtl::limit`);
+/// tests state membership alone.
+#[cfg(test)]
+impl RuleList {
+    /// Whether an entry names `name` with anything but `never`.
+    pub fn allows(&self, name: &str) -> bool {
+        self.rule(name).is_some_and(|ttl| ttl != RuleTtl::Never)
     }
 }
 
