@@ -35,7 +35,7 @@ mod tests {
     fn a_sweep_body_is_empty_or_names_where_to_continue() {
         assert_eq!(parse(b""), Ok(None));
         assert_eq!(parse(b" {} "), Ok(None));
-        assert_eq!(parse(br#"{"continue":"post-cache:v2:a"}"#), Ok(Some("post-cache:v2:a".into())));
+        assert_eq!(parse(br#"{"continue":"post-cache:v3:a"}"#), Ok(Some("post-cache:v3:a".into())));
         for (body, field) in [(&b"[]"[..], "body"), (br#"{"all":true}"#, "body"), (br#"{"continue":1}"#, "continue"), (b"{", "body")] {
             assert_eq!(parse(body).unwrap_err().field, field, "{}", String::from_utf8_lossy(body));
         }

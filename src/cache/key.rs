@@ -4,18 +4,21 @@
 //! digest test below fails loudly otherwise, and old entries become unreachable
 //! instead of being served for the wrong request.
 //!
-//! Scheme 2 lays keys out as `post-cache:v2:<uri>:<query>:<entry>`: every entry
+//! Scheme 3 lays keys out as `post-cache:v3:<uri>:<query>:<entry>`: every entry
 //! of one host and path shares the `<uri>` prefix (32 hex), and of one query the
 //! `<query>` part (16 hex), so a store's key listing finds them for purging. The
 //! `<entry>` digest (64 hex) covers everything, the body format included.
+//! Scheme 3 is scheme 2 with an index per tag and per URL (`cache::index`)
+//! written before every entry: an entry of scheme 2 has none, so a purge
+//! reading indexes would miss it. The sweep deletes earlier schemes' keys.
 
 use crate::http::digest::{hex, Digest32, FieldHasher};
 
 /// Version of the key scheme; part of both the hashed input and the KV key prefix.
-pub const KEY_SCHEME: u8 = 2;
+pub const KEY_SCHEME: u8 = 3;
 
 /// The prefix of every key this scheme writes.
-pub const KEY_PREFIX: &str = "post-cache:v2:";
+pub const KEY_PREFIX: &str = "post-cache:v3:";
 
 /// Everything that identifies a cacheable request.
 #[derive(Debug, Clone)]
@@ -74,14 +77,67 @@ pub fn query_prefix(host: &str, path: &str, query: &str) -> String {
     format!("{}{}:", uri_prefix(host, path), hex(&query_digest(query)))
 }
 
-/// Where tag markers live: `post-cache:v2:tag:<tag digest>:<entry key suffix>`.
-const TAG_PREFIX: &str = "post-cache:v2:tag:";
+/// Where tag markers live: `post-cache:v3:tag:<tag digest>:<entry key suffix>`.
+/// Only a tag whose index is full gets markers.
+const TAG_PREFIX: &str = "post-cache:v3:tag:";
+
+/// Where indexes live: `post-cache:v3:ix:t:<tag digest>` for a tag and
+/// `post-cache:v3:ix:u:<uri digest>` for a host and path.
+const INDEX_PREFIX: &str = "post-cache:v3:ix:";
+
+fn tag_digest(tag: &str) -> String {
+    let mut h = FieldHasher::new();
+    h.field(b"post-cache tag").field(&[KEY_SCHEME]).field(tag.as_bytes());
+    hex(&h.finish()[..16])
+}
 
 /// The prefix of every marker of one tag.
 pub fn tag_prefix(tag: &str) -> String {
-    let mut h = FieldHasher::new();
-    h.field(b"post-cache tag").field(&[KEY_SCHEME]).field(tag.as_bytes());
-    format!("{TAG_PREFIX}{}:", hex(&h.finish()[..16]))
+    format!("{TAG_PREFIX}{}:", tag_digest(tag))
+}
+
+/// The index of one tag's entries (50 bytes).
+pub fn tag_index_key(tag: &str) -> String {
+    format!("{INDEX_PREFIX}t:{}", tag_digest(tag))
+}
+
+/// The index of the entries of one host and path.
+pub fn uri_index_key(host: &str, path: &str) -> String {
+    format!("{INDEX_PREFIX}u:{}", hex(&uri_digest(host, path)))
+}
+
+/// The index of the URL an entry's key belongs to.
+pub fn uri_index_key_of(entry_key: &str) -> Option<String> {
+    let uri = entry_key.strip_prefix(KEY_PREFIX)?.get(..32)?;
+    Some(format!("{INDEX_PREFIX}u:{uri}"))
+}
+
+/// Whether a key is an index (`tag_index_key`, `uri_index_key`).
+pub fn is_index_key(key: &str) -> bool {
+    key.strip_prefix(INDEX_PREFIX)
+        .and_then(|rest| rest.strip_prefix("t:").or_else(|| rest.strip_prefix("u:")))
+        .is_some_and(|digest| digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether a key was written by an earlier key scheme of post-cache: nothing
+/// reads it any more.
+pub fn is_earlier_scheme_key(key: &str) -> bool {
+    key.strip_prefix(ANY_SCHEME_PREFIX)
+        .and_then(|rest| rest.strip_prefix('v'))
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(version, _)| version.parse::<u8>().ok())
+        .is_some_and(|version| (1..KEY_SCHEME).contains(&version))
+}
+
+/// The part of an entry's key an index line holds: the key without its prefix.
+pub fn entry_suffix(entry_key: &str) -> Option<&str> {
+    entry_key.strip_prefix(KEY_PREFIX).filter(|_| is_entry_key(entry_key))
+}
+
+/// The entry key an index line names.
+pub fn entry_of_suffix(suffix: &str) -> Option<String> {
+    let key = format!("{KEY_PREFIX}{suffix}");
+    is_entry_key(&key).then_some(key)
 }
 
 /// The marker saying the entry under `entry_key` carries `tag`: 165 bytes for
@@ -270,6 +326,11 @@ mod tests {
         assert!(is_persisted_marker_key(&persisted_marker_key(&[7; 32])) && !is_persisted_marker_key(&key));
         assert!(segment.len() <= 150 && segment.starts_with(&query_prefix("API.example.com", "/graphql", "op=q")));
         assert!(key.starts_with(&query_prefix("API.example.com", "/graphql", "op=q")));
+        assert_eq!(uri_index_key_of(&key), Some(uri_index_key("API.example.com:443", "/graphql")));
+        assert!(is_index_key(&uri_index_key("h", "/")) && is_index_key(&tag_index_key("product:42")));
+        assert!(!is_entry_key(&tag_index_key("a")) && !is_index_key(&key) && tag_index_key("a") != tag_index_key("b"));
+        assert_eq!(entry_of_suffix(entry_suffix(&key).unwrap()).as_deref(), Some(key.as_str()));
+        assert_eq!((entry_suffix(&marker), entry_of_suffix("0123")), (None, None));
         assert!(!key.starts_with(&query_prefix("api.example.com", "/graphql", "op=r")));
     }
 
@@ -281,8 +342,20 @@ mod tests {
         let key = derive(&input(&headers, br#"{"query":"{ me { id } }"}"#));
         assert_eq!(
             key.kv_key(),
-            "post-cache:v2:0e4a5f7d60727eb51504d7fa796aa33f:3eb1722f977c48fa:f79820be5f535b2b2d3a1a83a42b0a93378d61c148c18b4bb2430ee1ecb6747a"
+            "post-cache:v3:2f2fc8f94e7370f580da6daba5a31d3c:725a3e8448f6dcac:c7827273a98be7be093e63ed963a5ca5877dc02b0967ba3838ca528d2d802aca"
         );
+    }
+
+    #[test]
+    fn keys_of_earlier_schemes_are_told_from_this_one_s_and_from_other_apps() {
+        let v2 = "post-cache:v2:0e4a5f7d60727eb51504d7fa796aa33f:3eb1722f977c48fa:f79820be5f535b2b2d3a1a83a42b0a93378d61c148c18b4bb2430ee1ecb6747a";
+        for earlier in [v2, "post-cache:v1:abc", "post-cache:v2:tag:0:1:2", "post-cache:v2:apq:00"] {
+            assert!(is_earlier_scheme_key(earlier), "{earlier}");
+        }
+        let now = derive(&input(&[], b"x")).kv_key();
+        for not in [now.as_str(), "post-cache:v4:x", "post-cache:vx:y", "someone-else:v1:x", "post-cache:v0:x"] {
+            assert!(!is_earlier_scheme_key(not), "{not}");
+        }
     }
 
     #[test]

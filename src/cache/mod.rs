@@ -6,6 +6,7 @@ pub mod cache_control;
 pub mod checksum;
 pub mod conditional;
 pub mod freshness;
+pub mod index;
 pub mod invalidation;
 pub mod key;
 pub mod mark;

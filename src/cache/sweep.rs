@@ -5,9 +5,10 @@
 //! Spin's key-value store has no expiry, so every key post-cache writes is
 //! judged here: an entry by its record's times, a mark alone by its expiry, a
 //! segment by the head it belongs to, a tag marker by the last usable moment
-//! its value carries (or its entry), a persisted-query marker by its age.
+//! its value carries (or its entry), a persisted-query marker by its age, an
+//! index line by its entry; a key of an earlier key scheme is dead.
 
-use super::key::{self, entry_of_tag_marker, is_entry_key, is_persisted_marker_key, segment_parts};
+use super::key::{self, entry_of_tag_marker, is_earlier_scheme_key, is_entry_key, is_index_key, is_persisted_marker_key, segment_parts};
 use super::mark::Mark;
 use super::record::{self, DecodeError, RecordMeta, RECORD_VERSION};
 use super::tags;
@@ -29,6 +30,10 @@ pub enum Kind<'a> {
     TagMarker { entry: String },
     /// A persisted query's marker.
     PersistedMarker,
+    /// The index of a tag or a URL (`cache::index`): its lines are pruned.
+    Index,
+    /// A key an earlier key scheme wrote: nothing reads it any more.
+    Earlier,
     /// Not a key post-cache writes (another app's, or a later scheme's): left alone.
     Other,
 }
@@ -42,6 +47,10 @@ pub fn kind(key: &str) -> Kind<'_> {
         Kind::TagMarker { entry }
     } else if is_persisted_marker_key(key) {
         Kind::PersistedMarker
+    } else if is_index_key(key) {
+        Kind::Index
+    } else if is_earlier_scheme_key(key) {
+        Kind::Earlier
     } else {
         Kind::Other
     }
@@ -61,6 +70,10 @@ pub enum Dead {
     TagMarker,
     /// A persisted query's marker older than the bound.
     PersistedMarker,
+    /// An open index whose lines all named entries that are gone.
+    Index,
+    /// A key of an earlier key scheme.
+    Earlier,
 }
 
 /// Counts per kind.
@@ -71,6 +84,8 @@ pub struct Counts {
     pub segments: u64,
     pub tag_markers: u64,
     pub persisted_markers: u64,
+    pub indexes: u64,
+    pub earlier_scheme: u64,
 }
 
 impl Counts {
@@ -81,18 +96,20 @@ impl Counts {
             Dead::Segment => self.segments += 1,
             Dead::TagMarker => self.tag_markers += 1,
             Dead::PersistedMarker => self.persisted_markers += 1,
+            Dead::Index => self.indexes += 1,
+            Dead::Earlier => self.earlier_scheme += 1,
         }
     }
 
     pub fn total(&self) -> u64 {
-        self.entries + self.marks + self.segments + self.tag_markers + self.persisted_markers
+        self.entries + self.marks + self.segments + self.tag_markers + self.persisted_markers + self.indexes + self.earlier_scheme
     }
 
     /// The counts as JSON members (no braces).
     pub fn json_members(&self) -> String {
         format!(
-            r#""entries":{},"marks":{},"segments":{},"tag_markers":{},"persisted_markers":{}"#,
-            self.entries, self.marks, self.segments, self.tag_markers, self.persisted_markers
+            r#""entries":{},"marks":{},"segments":{},"tag_markers":{},"persisted_markers":{},"indexes":{},"earlier_scheme":{}"#,
+            self.entries, self.marks, self.segments, self.tag_markers, self.persisted_markers, self.indexes, self.earlier_scheme
         )
     }
 }
@@ -242,7 +259,7 @@ mod tests {
     use crate::cache::record::{RecordBuilder, StaleWindows};
 
     const NOW: u64 = 1_700_000_000;
-    const ENTRY: &str = "post-cache:v2:0e4a5f7d60727eb51504d7fa796aa33f:3eb1722f977c48fa:f79820be5f535b2b2d3a1a83a42b0a93378d61c148c18b4bb2430ee1ecb6747a";
+    const ENTRY: &str = "post-cache:v3:2f2fc8f94e7370f580da6daba5a31d3c:725a3e8448f6dcac:c7827273a98be7be093e63ed963a5ca5877dc02b0967ba3838ca528d2d802aca";
 
     fn meta(fresh_for: u64, swr: u32, sie: u32, forbidden: bool) -> RecordMeta {
         RecordMeta {
@@ -270,7 +287,12 @@ mod tests {
         assert_eq!(kind(&segment_key(ENTRY, 7, 3)), Kind::Segment { entry: ENTRY, generation: 7 });
         assert_eq!(kind(&tag_marker_key("a", ENTRY).unwrap()), Kind::TagMarker { entry: ENTRY.into() });
         assert_eq!(kind(&persisted_marker_key(&[1; 32])), Kind::PersistedMarker);
-        for other in ["post-cache:v1:abc", "someone-else", "post-cache:v2:tag:zz"] {
+        assert_eq!(kind(&key::tag_index_key("a")), Kind::Index);
+        assert_eq!(kind(&key::uri_index_key("h", "/p")), Kind::Index);
+        for earlier in ["post-cache:v1:abc", "post-cache:v2:0e4a5f7d60727eb51504d7fa796aa33f:3eb1722f977c48fa:f7"] {
+            assert_eq!(kind(earlier), Kind::Earlier, "{earlier}");
+        }
+        for other in ["someone-else", "post-cache:v3:tag:zz", "post-cache:v9:x", "post-cache:v3:ix:t:zz"] {
             assert_eq!(kind(other), Kind::Other, "{other}");
         }
     }

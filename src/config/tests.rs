@@ -28,7 +28,7 @@ fn defaults_apply() {
     assert_eq!(c.targeted_cache_control, "post-cache-control");
     assert_eq!(c.collapse_wait_ms, 300);
     assert_eq!((c.admin_path.as_str(), c.purge_token.as_str()), ("/.well-known/post-cache/", ""));
-    assert!(!c.relay_tags && !c.invalidate_on_mutation && !c.invalidate_on_unsafe);
+    assert!(!c.relay_tags && !c.invalidate_on_mutation && c.invalidate_on_unsafe);
     assert_eq!(c.kv_store, "default");
     assert_eq!(c.protocol, ProtocolConfig::default());
     assert!(c.is_candidate("QUERY") && !c.is_candidate("GET"));

@@ -283,11 +283,11 @@ pub const PURGE_TOKEN: Var<BearerToken> = secret(
 pub const RELAY_TAGS: Var<OneOf<bool>> =
     var("relay_tags", "false", FLAG, "Whether Surrogate-Key and Cache-Tag reach the client.");
 
-/// Off by default: Spin's KV can only list the whole store, so every
-/// invalidation reads every key (see the README).
+/// RFC 9111 §4.4 says a cache MUST: on by default now that the URL's index
+/// names its entries (no listing of the store).
 pub const INVALIDATE_ON_UNSAFE: Var<OneOf<bool>> = var(
     "invalidate_on_unsafe",
-    "false",
+    "true",
     FLAG,
     "Whether a successful unsafe request forgets the entries of its URL (RFC 9111 §4.4).",
 );

@@ -12,7 +12,11 @@ use crate::admin::{authorize, json_string, Denied, Endpoint};
 use crate::body::{respond_full, BodySource, Client};
 use crate::cache::cache_control::CacheControl;
 use crate::http::headers::{has, values, HeaderList};
-use crate::cache::key::{self, entry_of_tag_marker, is_entry_key, query_prefix, tag_prefix, uri_prefix, ANY_SCHEME_PREFIX};
+use super::index;
+use crate::cache::key::{
+    self, entry_of_tag_marker, is_entry_key, query_prefix, tag_index_key, tag_prefix, uri_index_key, uri_prefix, ANY_SCHEME_PREFIX, KEY_PREFIX,
+};
+use crate::runtime::Runtime;
 use crate::cache::policy::{CredentialMode, CREDENTIAL_HEADERS};
 use crate::cache::record::{self, RECORD_VERSION};
 use crate::config::Config;
@@ -27,12 +31,13 @@ pub const MAX_OPERATIONS: usize = 1000;
 pub const MAX_STATS_READS: usize = 1000;
 
 /// Answers one admin request.
-pub async fn handle<B: BodySource, S: Store>(
+pub async fn handle<B: BodySource, S: Store, R: Runtime>(
     config: &Config,
     now: u64,
     endpoint: Endpoint,
     request: &mut ClientRequest<B>,
     open_store: impl FnOnce() -> Result<S, StoreError>,
+    runtime: &R,
     client: impl Client,
 ) {
     match authorize(&request.headers, &config.purge_token) {
@@ -73,46 +78,227 @@ pub async fn handle<B: BodySource, S: Store>(
         Ok(purge) => purge,
         Err(e) => return bad_request(client, e.field, &e.problem).await,
     };
-    run_purge(config, now, &request.authority, &purge, &store, client).await
+    run_purge(config, now, &request.authority, &purge, &store, runtime, client).await
 }
 
-async fn run_purge<S: Store>(config: &Config, now: u64, authority: &str, purge: &PurgeRequest, store: &S, client: impl Client) {
-    // Which keys to act on, in order: entries, and for tags and everything also
-    // the markers and other keys post-cache wrote (told apart by their shape).
+/// Entries one purge request takes out of indexes at most (each costs a read
+/// and a delete): the rest stay in their indexes for the next request.
+pub const MAX_INDEXED_ENTRIES: usize = MAX_OPERATIONS / 2;
+
+async fn run_purge<S: Store, R: Runtime>(
+    config: &Config,
+    now: u64,
+    authority: &str,
+    purge: &PurgeRequest,
+    store: &S,
+    runtime: &R,
+    client: impl Client,
+) {
+    let written = match purge_keys(config, now, authority, purge, store, runtime, true).await {
+        Ok(Purged { purged, resume, written }) => {
+            let resume = resume.map(|cursor| format!(r#","continue":{}"#, json_string(&cursor))).unwrap_or_default();
+            json(client, 200, format!(r#"{{"purged":{purged},"soft":{}{resume}}}"#, purge.soft)).await;
+            written
+        }
+        Err(Failed { error, purged, last }) => return store_failed(client, &error, purged, last.as_deref()).await,
+    };
+    if let Err(e) = recheck(store, runtime, now, &written).await {
+        eprintln!("post-cache: a purge's second look at its indexes failed: key-value store: {e}");
+    }
+}
+
+/// What a purge did: entries purged, where to continue if it stopped at a
+/// bound, and the indexes it wrote back with their new epochs (for
+/// [`recheck`]).
+pub struct Purged {
+    pub purged: u64,
+    pub resume: Option<String>,
+    pub written: Vec<(String, u64)>,
+}
+
+/// After the settle delay, a purge's second look at the indexes it wrote
+/// back: a writer that read one before the purge and wrote it back after has
+/// put back what it read, with its own line — the entries named then go too.
+/// Runs after the answer (the client does not wait for it); returns how many
+/// entries it deleted.
+pub async fn recheck<S: Store, R: Runtime>(store: &S, runtime: &R, now: u64, written: &[(String, u64)]) -> Result<u64, StoreError> {
+    if written.is_empty() {
+        return Ok(0);
+    }
+    runtime.sleep_ms(index::SETTLE_MS).await;
+    let mut purged = 0;
+    for (key, epoch) in written {
+        for entry in retake(store, key, *epoch, now, runtime.token())? {
+            purged += u64::from(act(store, &entry, false, false, now)?);
+        }
+    }
+    Ok(purged)
+}
+
+/// A store failure in a purge: what was done, and the last key done.
+pub struct Failed {
+    pub error: StoreError,
+    pub purged: u64,
+    pub last: Option<String>,
+}
+
+/// Purges what `purge` names, within the bounds of one request;
+/// `list_missing`: a URL without an index is listed ([`from_indexes`]).
+pub async fn purge_keys<S: Store, R: Runtime>(
+    config: &Config,
+    now: u64,
+    authority: &str,
+    purge: &PurgeRequest,
+    store: &S,
+    runtime: &R,
+    list_missing: bool,
+) -> Result<Purged, Failed> {
+    let failed = |error, purged, last: Option<&String>| Failed { error, purged, last: last.cloned() };
+    let mut purged = 0u64;
+    // Tags and URLs: the entries their indexes name first, all of them in this
+    // request (they are out of their index now); a full index adds a listing.
+    let from_index = match &purge.target {
+        Target::Tags(_) | Target::Url { .. } => {
+            from_indexes(&purge.target, authority, store, purge.soft, list_missing, now, runtime).map_err(|e| failed(e, 0, None))?
+        }
+        Target::Request(_) | Target::All => Taken::default(),
+    };
+    for key in &from_index.entries {
+        purged += u64::from(act(store, key, purge.soft, false, now).map_err(|e| failed(e, purged, None))?);
+    }
+    // Which keys to act on from a listing, in order: entries, and for tags and
+    // everything also the markers and other keys post-cache wrote (told apart
+    // by their shape).
     let mut work = match &purge.target {
         Target::Request(exact) => exact_key(config, authority, exact).await.into_iter().collect(),
-        target => match store.keys() {
-            Ok(keys) => select(target, authority, keys),
-            Err(e) => return store_failed(client, &e, 0, None).await,
-        },
+        Target::Tags(_) | Target::Url { .. } if !from_index.list => Vec::new(),
+        target => {
+            let keys = store.keys().map_err(|e| failed(e, purged, None))?;
+            select(target, &from_index.full_tags, authority, keys)
+        }
     };
     work.sort_unstable();
     work.dedup();
     if let Some(after) = &purge.resume_after {
         work.retain(|k| k > after);
     }
-    let (mut purged, mut operations, mut last) = (0u64, 0usize, None::<String>);
+    let (mut operations, mut last) = (0usize, None::<String>);
+    let listed = !matches!(purge.target, Target::Request(_));
     for key in &work {
-        let is_entry = is_entry_key(key);
         if operations >= MAX_OPERATIONS {
-            let body = format!(r#"{{"purged":{purged},"soft":{},"continue":{}}}"#, purge.soft, json_string(last.as_deref().unwrap_or("")));
-            return json(client, 200, body).await;
+            return Ok(Purged { purged, resume: Some(last.unwrap_or_default()), written: from_index.epochs });
         }
-        let done = if purge.soft && is_entry {
-            soften(store, key, now)
-        } else if purge.soft {
-            Ok(false) // a soft purge keeps the tag markers: the entries stay
-        } else {
-            delete_counting(store, key, !matches!(purge.target, Target::Request(_)))
-        };
-        match done {
-            Ok(counted) => purged += u64::from(counted && is_entry),
-            Err(e) => return store_failed(client, &e, purged, last.as_deref()).await,
-        }
+        purged += u64::from(act(store, key, purge.soft, listed, now).map_err(|e| failed(e, purged, last.as_ref()))?);
         operations += 1;
         last = Some(key.clone());
     }
-    json(client, 200, format!(r#"{{"purged":{purged},"soft":{}}}"#, purge.soft)).await
+    if !purge.soft {
+        // A full index whose entries and markers are all gone starts again.
+        for key in &from_index.restart {
+            index::restart(store, key, now, runtime.token()).map_err(|e| failed(e, purged, None))?;
+        }
+    }
+    // Indexes that still name entries: the same request again takes the next ones.
+    Ok(Purged { purged, resume: from_index.more.then(String::new), written: from_index.epochs })
+}
+
+/// Purges one key: an entry softened, or any key deleted; whether it was an
+/// entry that was there.
+fn act<S: Store>(store: &S, key: &str, soft: bool, listed: bool, now: u64) -> Result<bool, StoreError> {
+    let is_entry = is_entry_key(key);
+    if soft && is_entry {
+        soften(store, key, now)
+    } else if soft {
+        Ok(false) // a soft purge keeps the tag markers: the entries stay
+    } else {
+        delete_counting(store, key, listed).map(|there| there && is_entry)
+    }
+}
+
+/// What the indexes of a purge's tags or URL gave.
+#[derive(Default)]
+struct Taken {
+    /// Entry keys they named (their segments are found by reading them).
+    entries: Vec<String>,
+    /// Each index written back, and the epoch it was given.
+    epochs: Vec<(String, u64)>,
+    /// Some index is full: the store must be listed too.
+    list: bool,
+    /// The tags whose indexes are full (their markers are listed).
+    full_tags: Vec<String>,
+    /// Full indexes that start again once the listing's work is done.
+    restart: Vec<String>,
+    /// Entries were left in an index by the bound.
+    more: bool,
+}
+
+/// The entries the indexes of a purge's tags or URL name. A URL without an
+/// index is listed when `list_missing` (an operator's purge: in a store that
+/// evicts keys, an index may be gone while its entries are not); else, and for
+/// a tag, whose entries no listing can find, it names nothing.
+fn from_indexes<S: Store, R: Runtime>(
+    target: &Target,
+    authority: &str,
+    store: &S,
+    soft: bool,
+    list_missing: bool,
+    now: u64,
+    runtime: &R,
+) -> Result<Taken, StoreError> {
+    let mut out = Taken::default();
+    let mut take = |key: String, select: &dyn Fn(&str) -> bool, restartable: bool, tag: Option<&String>| -> Result<(), StoreError> {
+        let room = MAX_INDEXED_ENTRIES.saturating_sub(out.entries.len());
+        let epoch = runtime.token();
+        match index::take(store, &key, select, room, !soft, now, epoch)? {
+            index::Taken::Entries(entries) => {
+                out.more |= entries.len() == room;
+                out.entries.extend(entries);
+                if !soft {
+                    out.epochs.push((key, epoch));
+                }
+            }
+            index::Taken::Full(entries) => {
+                out.entries.extend(entries);
+                out.list = true;
+                out.full_tags.extend(tag.cloned());
+                if restartable {
+                    out.restart.push(key);
+                }
+            }
+            index::Taken::Missing => out.list |= tag.is_none() && list_missing,
+        }
+        Ok(())
+    };
+    match target {
+        Target::Tags(tags) => {
+            for tag in tags {
+                take(tag_index_key(tag), &|_: &str| true, true, Some(tag))?;
+            }
+        }
+        Target::Url { host, path, query } => {
+            let host = host.as_deref().unwrap_or(authority);
+            let normalized = crate::http::path::normalize(path);
+            let path = normalized.as_deref().unwrap_or(path);
+            let line_prefix = query.as_ref().map(|q| query_prefix(host, path, q)[KEY_PREFIX.len()..].to_string());
+            let select = |line: &str| line_prefix.as_ref().is_none_or(|p| line.starts_with(p.as_str()));
+            take(uri_index_key(host, path), &select, query.is_none(), None)?;
+        }
+        Target::Request(_) | Target::All => {}
+    }
+    Ok(out)
+}
+
+/// A purge's second look at an index it wrote back with `epoch`: if a writer
+/// has since written back an older read (the epoch changed), the entries
+/// named now are taken as well.
+fn retake<S: Store>(store: &S, key: &str, epoch: u64, now: u64, new_epoch: u64) -> Result<Vec<String>, StoreError> {
+    if index::epoch_is(store, key, epoch)? {
+        return Ok(Vec::new());
+    }
+    match index::take(store, key, |_: &str| true, MAX_INDEXED_ENTRIES, true, now, new_epoch)? {
+        index::Taken::Entries(entries) | index::Taken::Full(entries) => Ok(entries),
+        index::Taken::Missing => Ok(Vec::new()),
+    }
 }
 
 /// Deletes what can never be served again, in key order, up to
@@ -146,8 +332,9 @@ async fn sweep_failed(client: impl Client, e: &StoreError, dead: &crate::cache::
     json(client, 503, body).await
 }
 
-/// The keys the target covers, from the store's listing.
-fn select(target: &Target, authority: &str, mut keys: Vec<String>) -> Vec<String> {
+/// The keys the target covers, from the store's listing (for tags, those
+/// of `full_tags`: the others' indexes named theirs).
+fn select(target: &Target, full_tags: &[String], authority: &str, mut keys: Vec<String>) -> Vec<String> {
     match target {
         Target::Url { host, path, query } => {
             let host = host.as_deref().unwrap_or(authority);
@@ -161,8 +348,8 @@ fn select(target: &Target, authority: &str, mut keys: Vec<String>) -> Vec<String
             keys.retain(|k| k.starts_with(&prefix));
             keys
         }
-        Target::Tags(tags) => {
-            let prefixes: Vec<String> = tags.iter().map(|t| tag_prefix(t)).collect();
+        Target::Tags(_) => {
+            let prefixes: Vec<String> = full_tags.iter().map(|t| tag_prefix(t)).collect();
             keys.sort_unstable();
             // A marker whose entry is gone (replaced without the tag, purged by
             // URL) is deleted with the others; only entries still there count.
@@ -278,6 +465,7 @@ async fn stats<S: Store>(config: &Config, now: u64, store: &S, client: impl Clie
     let entries = ours.iter().filter(|k| is_entry_key(k)).count();
     let tag_markers = ours.iter().filter(|k| entry_of_tag_marker(k).is_some()).count();
     let segments = ours.iter().filter(|k| key::is_segment_key(k)).count();
+    let indexes = ours.iter().filter(|k| key::is_index_key(k)).count();
     let mut pass = Pass::new(store, config, now, Some(&ours), true);
     for key in ours.iter().filter(|k| is_entry_key(k)) {
         if pass.operations >= MAX_STATS_READS {
@@ -293,8 +481,8 @@ async fn stats<S: Store>(config: &Config, now: u64, store: &S, client: impl Clie
     }
     let dead = pass.dead;
     let body = format!(
-        r#"{{"entries":{entries},"tag_markers":{tag_markers},"segments":{segments},"other_keys":{},"store_keys":{},"entry_bytes":{},"dead_entries":{},"dead_marks":{},"orphan_segments":{},"orphan_tag_markers":{},"entries_measured":{read},"key_scheme":{},"record_version":{RECORD_VERSION}}}"#,
-        ours.len() - entries - tag_markers - segments,
+        r#"{{"entries":{entries},"tag_markers":{tag_markers},"segments":{segments},"indexes":{indexes},"other_keys":{},"store_keys":{},"entry_bytes":{},"dead_entries":{},"dead_marks":{},"orphan_segments":{},"orphan_tag_markers":{},"entries_measured":{read},"key_scheme":{},"record_version":{RECORD_VERSION}}}"#,
+        ours.len() - entries - tag_markers - segments - indexes,
         keys.len(),
         pass.bytes_read,
         dead.entries,

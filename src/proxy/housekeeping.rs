@@ -9,7 +9,8 @@
 //! not, as sorting a large listing costs more than the step's reads (see
 //! docs/PERFORMANCE.md): it reads an entry's head to learn whether it is there.
 
-use crate::cache::key::{segment_key, tag_marker_key, ANY_SCHEME_PREFIX};
+use crate::cache::index::Index;
+use crate::cache::key::{entry_of_suffix, segment_key, tag_marker_key, ANY_SCHEME_PREFIX};
 use crate::cache::sweep::{self, Counts, Dead, Head, Kind};
 use crate::config::Config;
 use crate::store::{Store, StoreError};
@@ -104,6 +105,8 @@ impl<'a, S: Store> Pass<'a, S> {
                 None => None,
                 Some(value) => sweep::persisted_marker_dead(&value, now, self.persisted_max_age),
             },
+            Kind::Index => self.prune_index(key)?,
+            Kind::Earlier => Some(Dead::Earlier),
             Kind::Other => None,
         };
         match dead {
@@ -111,6 +114,41 @@ impl<'a, S: Store> Pass<'a, S> {
             Some(dead) => self.delete(key, dead),
             None => Ok(()),
         }
+    }
+
+    /// Removes the lines of an index whose entries are gone: judged from the
+    /// listing when there is one, else by reading each entry's head. An open
+    /// index left empty is dead; a full one stays (markers stand for the
+    /// entries it could not name). An index written lately is left alone.
+    fn prune_index(&mut self, key: &str) -> Result<Option<Dead>, StoreError> {
+        let Some(bytes) = self.get(key)? else { return Ok(None) };
+        let mut index = Index::decode(&bytes);
+        if !index.settled(self.now) {
+            return Ok(None);
+        }
+        let mut gone = Vec::new();
+        for line in &index.lines {
+            let there = match entry_of_suffix(line) {
+                None => false,
+                Some(entry) if self.listed.is_some() => self.is_listed(&entry),
+                Some(entry) => self.head(&entry)?.is_some_and(|h| h.dead(self.now).is_none()),
+            };
+            if !there {
+                gone.push(line.clone());
+            }
+        }
+        if gone.is_empty() {
+            return Ok(None);
+        }
+        index.prune(|l| gone.iter().any(|g| g == l));
+        if index.lines.is_empty() && !index.full {
+            return Ok(Some(Dead::Index));
+        }
+        if !self.dry {
+            self.operations += 1;
+            self.store.set(key, &index.encode())?;
+        }
+        Ok(None)
     }
 
     fn delete(&mut self, key: &str, dead: Dead) -> Result<(), StoreError> {

@@ -1,43 +1,87 @@
-//! Invalidation by unsafe methods (RFC 9111 §4.4), after the response: a
-//! successful PUT, PATCH, DELETE or non-candidate POST (or, when configured, a
-//! GraphQL mutation) forgets the stored entries of its URL. Spin's KV has no
-//! prefix listing, so this lists the whole store: its cost grows with the store
-//! (see the README), which is why it runs after the client has its answer.
+//! Invalidation after the response: a successful PUT, PATCH, DELETE or
+//! non-candidate POST forgets the stored entries of its URL (RFC 9111 §4.4),
+//! and a GraphQL mutation that ran forgets the entries showing what it
+//! touched. Both are purges (`admin::purge_keys`): an index names the entries,
+//! so the cost follows how many there are, not the size of the store.
 
-use super::forward::Answered;
+use super::admin::{purge_keys, recheck, Failed, Purged};
 use super::flow::ClientRequest;
+use super::forward::Answered;
+use crate::admin::purge::{PurgeRequest, Target};
 use crate::cache::invalidation::invalidated_paths;
-use crate::cache::key::uri_prefix;
+use crate::config::Config;
+use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
+
+/// Rounds of a purge's bound one invalidation goes through at most: it runs
+/// after the response, but not for ever.
+const MAX_ROUNDS: usize = 16;
 
 /// Deletes every entry of the request's path (and same-host `Location` /
 /// `Content-Location` paths), whatever their method, query or body. Returns how
 /// many went.
-pub fn forget_urls<B, S: Store>(
+pub async fn forget_urls<B, S: Store, R: Runtime>(
+    config: &Config,
+    now: u64,
     request: &ClientRequest<B>,
     answered: &Answered,
     open_store: impl FnOnce() -> Result<S, StoreError>,
-) -> usize {
+    runtime: &R,
+) -> u64 {
     let path = request.path_with_query.split('?').next().unwrap_or("/");
     let paths = invalidated_paths(&request.authority, path, &answered.locations);
-    let prefixes: Vec<String> = paths.iter().map(|p| uri_prefix(&request.authority, p)).collect();
-    let result = open_store().and_then(|store| {
-        let doomed: Vec<String> = store.keys()?.into_iter().filter(|k| prefixes.iter().any(|p| k.starts_with(p))).collect();
-        for key in &doomed {
-            store.delete(key)?;
-        }
-        Ok(doomed.len())
-    });
-    match result {
-        Ok(n) => {
-            if n > 0 {
-                eprintln!("post-cache: {} {} invalidated {n} entries", request.method, path);
-            }
-            n
-        }
+    let targets = paths.into_iter().map(|p| Target::Url { host: None, path: p, query: None }).collect();
+    let what = format!("{} {path}", request.method);
+    forget(config, now, &request.authority, targets, false, open_store, runtime, &what).await
+}
+
+/// Purges each target in turn, through as many rounds as its bound needs (up
+/// to [`MAX_ROUNDS`]); logs and returns how many entries went.
+#[allow(clippy::too_many_arguments)]
+pub async fn forget<S: Store, R: Runtime>(
+    config: &Config,
+    now: u64,
+    authority: &str,
+    targets: Vec<Target>,
+    soft: bool,
+    open_store: impl FnOnce() -> Result<S, StoreError>,
+    runtime: &R,
+    what: &str,
+) -> u64 {
+    let store = match open_store() {
+        Ok(store) => store,
         Err(e) => {
-            eprintln!("post-cache: invalidation of {path} skipped: key-value store: {e}");
-            0
+            eprintln!("post-cache: invalidation by {what} skipped: key-value store: {e}");
+            return 0;
+        }
+    };
+    let mut total = 0;
+    for target in targets {
+        let mut purge = PurgeRequest { target, soft, resume_after: None };
+        for _ in 0..MAX_ROUNDS {
+            // An invalidation does not list the store for a URL without an
+            // index: most unsafe requests are to URLs with nothing stored.
+            match purge_keys(config, now, authority, &purge, &store, runtime, false).await {
+                Ok(Purged { purged, resume, written }) => {
+                    total += purged;
+                    match recheck(&store, runtime, now, &written).await {
+                        Ok(more) => total += more,
+                        Err(e) => eprintln!("post-cache: invalidation by {what}: a second look at its indexes failed: {e}"),
+                    }
+                    match resume {
+                        Some(cursor) => purge.resume_after = Some(cursor).filter(|c| !c.is_empty()),
+                        None => break,
+                    }
+                }
+                Err(Failed { error, purged, .. }) => {
+                    eprintln!("post-cache: invalidation by {what} stopped: key-value store: {error}");
+                    return total + purged;
+                }
+            }
         }
     }
+    if total > 0 {
+        eprintln!("post-cache: {what} invalidated {total} entries");
+    }
+    total
 }

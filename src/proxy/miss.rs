@@ -11,7 +11,7 @@ use super::respond::{plain, push_length, push_status, whole};
 use super::segments::Retired;
 use super::store::{persisted_may_be_stored, Entry, Stored};
 use crate::body::{BodySink, BodySource, Client};
-use crate::cache::conditional;
+use crate::cache::{conditional, sweep, tags};
 use crate::cache::freshness::stands_in_for_errors;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_response, NotStoredReason, Storability, StoragePolicy};
@@ -147,20 +147,16 @@ impl<E: Env> Flow<'_, E> {
         let (stored, age) = match decision {
             Storability::Store { ttl, initial_age, vary, stale } => {
                 let meta = self.record_meta(rec.meta.status, ttl, initial_age, vary, stale);
-                (self.rewrite(&meta, &kept, rec), initial_age)
+                let marker = tags::marker_value(sweep::last_usable(&meta));
+                (self.rewrite(&meta, &kept, rec).map(|(retired, head)| (retired, head, marker)), initial_age)
             }
             Storability::DoNotStore(reason) => (Err(reason), 0),
         };
         let (stored, retired) = match stored {
-            Ok(retired) => (Ok(()), retired),
-            Err(reason) => (Err(reason), Retired::NONE),
-        };
-        let retired = if stored.is_err() && stored != Err(NotStoredReason::Superseded) {
+            Ok((retired, head, marker)) => (Ok(()), retired.and(self.index_rewritten(&kept, &head, marker))),
             // The old record's freshness is no longer what the origin says.
-            retired.and(self.forget())
-        } else {
-            let before: HeaderList = rec.headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
-            retired.and(self.write_tag_markers(&kept, &before))
+            Err(reason) if reason != NotStoredReason::Superseded => (Err(reason), self.forget()),
+            Err(reason) => (Err(reason), Retired::NONE),
         };
         let mut view: Vec<(&str, &[u8])> = kept.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
         // RFC 9111 §3.1 keeps Set-Cookie out of the record, but it is the
@@ -253,7 +249,7 @@ impl<E: Env> Flow<'_, E> {
         // on a hosted KV) need not stand between it and the client. Spin keeps the
         // instance running until the handler returns, so the write still happens.
         whole(client, entry.meta.status, head, builder.body(), Outcome::Storing { fwd: entry.fwd }).await;
-        self.store(&entry, builder, &id_slots, &stored_headers)
+        self.store(&entry, builder, &id_slots, &stored_headers, &[])
     }
 }
 

@@ -23,6 +23,7 @@ mod flow;
 mod forward;
 mod found;
 mod housekeeping;
+mod index;
 mod invalidate;
 mod keying;
 mod lookup;
@@ -76,7 +77,7 @@ pub async fn handle<B, S, O, C, R>(
     }
     let token_set = !config.purge_token.is_empty();
     if let Some(endpoint) = crate::admin::route(&config.admin_path, token_set, &request.method, &request.path_with_query) {
-        return admin::handle(config, now, endpoint, &mut request, open_store, client).await;
+        return admin::handle(config, now, endpoint, &mut request, open_store, runtime, client).await;
     }
     let candidate = config.is_candidate(&request.method);
     let request_cc = CacheControl::parse(&headers::values(&request.headers, "cache-control"));
@@ -88,7 +89,7 @@ pub async fn handle<B, S, O, C, R>(
             // After the response: the client does not wait for the invalidation.
             if let Some(answered) = answered {
                 if config.invalidate_on_unsafe && invalidation::invalidates(&request.method, candidate, answered.status) {
-                    invalidate::forget_urls(&request, &answered, open_store);
+                    invalidate::forget_urls(config, now, &request, &answered, open_store, runtime).await;
                 }
             }
             return;
@@ -117,7 +118,7 @@ pub async fn handle<B, S, O, C, R>(
             if let Some(answered) = answered {
                 let ran = crate::protocol::graphql::mutation_ran(answered.body.as_deref());
                 if ran && invalidation::non_error(answered.status) {
-                    invalidate::forget_urls(&request, &answered, open_store);
+                    invalidate::forget_urls(config, now, &request, &answered, open_store, runtime).await;
                 }
             }
             return;

@@ -5,6 +5,7 @@
 //! replaced or broken head deleted, so none are left behind for long.
 
 use super::flow::{Env, Flow};
+use super::index;
 use super::found::{ids, Usable};
 use super::respond::{log_store_error, push_length, push_status, report};
 use crate::body::{BodyError, BodySink, Client};
@@ -23,19 +24,38 @@ use crate::store::{Store, StoreError};
 /// mixed one).
 pub const GRACE_MS: u64 = 2_000;
 
-/// The segments of the head read at lookup, once this request has replaced
-/// or deleted that head: deleted after the response and the grace
-/// ([`Flow::sweep`]).
+/// What a request leaves for after its response ([`Flow::sweep`]): the
+/// segments of the head read at lookup, once this request has replaced or
+/// deleted that head (deleted after the grace), and the index lines of the
+/// entry it wrote (checked after the settle delay).
 #[must_use]
 #[derive(Default)]
-pub struct Retired(Option<SegmentSet>);
+pub struct Retired {
+    segments: Option<SegmentSet>,
+    indexed: Option<Box<Indexed>>,
+}
+
+/// The entry this request wrote, and the index lines it stands behind.
+pub struct Indexed {
+    /// The head as written: the entry is deleted only while the key holds it.
+    pub head: Vec<u8>,
+    pub lines: Vec<index::Line>,
+    /// The value of a marker, should a tag's index turn out full.
+    pub marker: Vec<u8>,
+}
 
 impl Retired {
-    pub const NONE: Retired = Retired(None);
+    pub const NONE: Retired = Retired { segments: None, indexed: None };
 
-    /// Both steps' retirements (there is only one head read at lookup).
+    /// Both steps' retirements (there is only one head read at lookup, and one
+    /// entry written).
     pub fn and(self, other: Retired) -> Retired {
-        Retired(self.0.or(other.0))
+        Retired { segments: self.segments.or(other.segments), indexed: self.indexed.or(other.indexed) }
+    }
+
+    /// The same, with the written entry's index lines to check.
+    pub fn indexing(self, indexed: Indexed) -> Retired {
+        Retired { indexed: Some(Box::new(indexed)), ..self }
     }
 }
 
@@ -80,16 +100,44 @@ impl<E: Env> Flow<'_, E> {
     /// generation, `kept`): its segments, if it had any.
     pub fn retiring(&self, kept: Option<u64>) -> Retired {
         let previous = self.held.and_then(record::segment_set);
-        Retired(previous.filter(|p| Some(p.generation) != kept))
+        Retired { segments: previous.filter(|p| Some(p.generation) != kept), indexed: None }
     }
 
-    /// After the response: waits out the grace period once, then deletes the
-    /// retired segments (best effort; a purge by URL or of everything deletes
-    /// any a failure leaves).
+    /// After the response: checks the written entry's index lines after the
+    /// settle delay (the entry is deleted if a purge may have missed it), then
+    /// waits out the grace period and deletes the retired segments
+    /// (best effort; a purge by URL or of everything deletes any a failure
+    /// leaves).
     pub async fn sweep(&self, retired: Retired) {
-        let Some(retired) = retired.0 else { return };
+        if let Some(indexed) = retired.indexed {
+            self.runtime.sleep_ms(index::SETTLE_MS).await;
+            self.check_indexed(&indexed);
+        }
+        let Some(segments) = retired.segments else { return };
         self.runtime.sleep_ms(GRACE_MS).await;
-        delete_set(self.store, &self.keyed.kv_key, retired);
+        delete_set(self.store, &self.keyed.kv_key, segments);
+    }
+
+    /// Deletes the entry this request wrote if an index no longer stands
+    /// behind it — only while the key still holds that entry.
+    fn check_indexed(&self, indexed: &Indexed) {
+        let key = &self.keyed.kv_key;
+        if index::still_indexed(self.store, key, &indexed.lines, &indexed.marker, self.now) {
+            return;
+        }
+        match self.store.get(key) {
+            Ok(Some(now)) if record::same_entry(&now, &indexed.head) => {
+                eprintln!("post-cache: a purge ran while the entry was being indexed; the entry is deleted");
+                if let Err(e) = self.store.delete(key) {
+                    return log_store_error("delete", &e);
+                }
+                if let Some(set) = record::segment_set(&indexed.head) {
+                    delete_set(self.store, key, set);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log_store_error("get", &e),
+        }
     }
 
     /// Deletes a head whose segments are missing or corrupt, and those

@@ -1,5 +1,5 @@
-//! The store step: a captured answer checked and written as a record (tag
-//! markers first, segments next, the head last), a revalidated record
+//! The store step: a captured answer checked and written as a record (index
+//! lines first, segments next, the head last), a revalidated record
 //! rewritten, and what the key held forgotten when the answer may not replace
 //! it. Writes only ever cost the cache: a failure is logged, never answered.
 
@@ -7,8 +7,9 @@ use super::flow::{Env, Flow};
 use super::found::Held;
 use super::housekeeping;
 use super::respond::log_store_error;
-use super::segments::Retired;
-use crate::cache::key::{persisted_marker_key, tag_marker_key};
+use super::index;
+use super::segments::{Indexed, Retired};
+use crate::cache::key::persisted_marker_key;
 use crate::cache::outcome::Fwd;
 use crate::cache::policy::NotStoredReason;
 use crate::cache::record::{self, Record, RecordBuilder, RecordMeta, Sealed};
@@ -64,7 +65,7 @@ impl<E: Env> Flow<'_, E> {
     /// already), then stores it.
     pub fn check_and_store(&self, entry: &Entry<'_>, builder: RecordBuilder, stored_headers: &[(String, Vec<u8>)]) -> Stored {
         match protocol::check_answer(&self.config.protocol, &self.keyed.check, builder.body()) {
-            Ok(id_slots) => self.store(entry, builder, &id_slots, stored_headers),
+            Ok(id_slots) => self.store(entry, builder, &id_slots, stored_headers, &[]),
             Err(refusal) => {
                 eprintln!("post-cache: a teed answer was not stored: {refusal:?}");
                 self.abandon(entry)
@@ -73,14 +74,23 @@ impl<E: Env> Flow<'_, E> {
     }
 
     /// Seals a captured answer for the store's value size and writes it: its
-    /// tag markers first (each carrying the entry's last usable moment), then
-    /// its segments, its head last — so a head in the store is always found by
-    /// a purge of its tags, and a failed write leaves no head. Only logged on
+    /// line in the index of each of its tags and of its URL first, then its
+    /// segments, its head last — so a head in the store is always found by a
+    /// purge of its tags or URL, and a failed write leaves no head. The index
+    /// lines are checked again after the response (`Retired`). Only logged on
     /// failure (the client has its answer); a refused write may mean a full
     /// store, so room is made. Now and then a step of the sweep follows.
-    pub fn store(&self, entry: &Entry<'_>, builder: RecordBuilder, id_slots: &[IdSlot], stored_headers: &[(String, Vec<u8>)]) -> Stored {
+    /// `answer_tags`: tags read from the body (GraphQL entities).
+    pub fn store(
+        &self,
+        entry: &Entry<'_>,
+        builder: RecordBuilder,
+        id_slots: &[IdSlot],
+        stored_headers: &[(String, Vec<u8>)],
+        answer_tags: &[String],
+    ) -> Stored {
         let (config, now) = (self.config, self.now);
-        if let Some(stored) = self.rewrite_unchanged(entry, &builder, id_slots, stored_headers) {
+        if let Some(stored) = self.rewrite_unchanged(entry, &builder, id_slots, stored_headers, answer_tags) {
             return stored;
         }
         let generation = self.new_generation();
@@ -89,19 +99,21 @@ impl<E: Env> Flow<'_, E> {
             return self.abandon(entry);
         };
         let marker = tags::marker_value(sweep::last_usable(&entry.meta));
-        let written = self.tag_markers(stored_headers, &[], &marker).and_then(|_| self.write(&sealed));
+        let tags = self.tags_of(stored_headers, answer_tags);
+        let written = self.index(&tags, &marker, generation).and_then(|lines| Ok((lines, self.write(&sealed)?)));
         match written {
-            Ok(retired) => {
+            Ok((lines, retired)) => {
                 mark_persisted_query(self.store, &self.keyed.check, now);
                 housekeeping::after_store(self.store, config, now, generation);
-                Stored { stored: true, retired }
+                let head = head_of(sealed);
+                Stored { stored: true, retired: retired.indexing(Indexed { head, lines, marker }) }
             }
             Err(e) => {
                 log_store_error("set", &e);
                 let keys = match &sealed {
                     Sealed::Whole(_) => 1,
                     Sealed::Split { segments, .. } => 1 + segments.len(),
-                } + tags::parse_tags(stored_headers).tags.len();
+                } + tags.len();
                 housekeeping::make_room(self.store, config, now, generation, keys, &e);
                 Stored::NOTHING
             }
@@ -110,17 +122,17 @@ impl<E: Env> Flow<'_, E> {
 
     /// A refetch (a client's `no-cache`, an expired entry) that brought back
     /// exactly the body already stored in segments: only the head is written,
-    /// naming the segments already there, and only the markers of tags the
-    /// entry did not carry before — one write instead of one per segment and
-    /// tag. Only while the key still holds the entry read at lookup (its
-    /// segments are then not being retired). `None` when that does not apply:
-    /// store it whole.
+    /// naming the segments already there (the indexes are written only where
+    /// the entry's line is new) — one write instead of one per segment. Only
+    /// while the key still holds the entry read at lookup (its segments are
+    /// then not being retired). `None` when that does not apply: store it whole.
     fn rewrite_unchanged(
         &self,
         entry: &Entry<'_>,
         builder: &RecordBuilder,
         id_slots: &[IdSlot],
         stored_headers: &[(String, Vec<u8>)],
+        answer_tags: &[String],
     ) -> Option<Stored> {
         let held = record::decode(self.held?).ok()?;
         let manifest = held.segments.as_ref()?;
@@ -128,13 +140,13 @@ impl<E: Env> Flow<'_, E> {
         if !self.still_held() {
             return None;
         }
-        let before: HeaderList = held.headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
         let marker = tags::marker_value(sweep::last_usable(&entry.meta));
-        let written = self.tag_markers(stored_headers, &before, &marker).and_then(|_| self.rewrite_head(&head, manifest.generation));
+        let tags = self.tags_of(stored_headers, answer_tags);
+        let written = self.index(&tags, &marker, manifest.generation).and_then(|lines| Ok((lines, self.rewrite_head(&head, manifest.generation)?)));
         match written {
-            Ok(retired) => {
+            Ok((lines, retired)) => {
                 mark_persisted_query(self.store, &self.keyed.check, self.now);
-                Some(Stored { stored: true, retired })
+                Some(Stored { stored: true, retired: retired.indexing(Indexed { head, lines, marker }) })
             }
             Err(e) => {
                 log_store_error("set", &e);
@@ -148,7 +160,7 @@ impl<E: Env> Flow<'_, E> {
     /// segments reused. Only while the key still holds the record that was
     /// revalidated: a purge or a newer entry that landed since must not be
     /// undone by writing back the bytes read before it.
-    pub fn rewrite(&self, meta: &RecordMeta, headers: &HeaderList, rec: &Record<'_>) -> Result<Retired, NotStoredReason> {
+    pub fn rewrite(&self, meta: &RecordMeta, headers: &HeaderList, rec: &Record<'_>) -> Result<(Retired, Vec<u8>), NotStoredReason> {
         if !self.still_held() {
             return Err(NotStoredReason::Superseded);
         }
@@ -164,11 +176,11 @@ impl<E: Env> Flow<'_, E> {
                 if head.len() > max_value {
                     return Err(NotStoredReason::TooLarge);
                 }
-                self.rewrite_head(&head, manifest.generation)
+                self.rewrite_head(&head, manifest.generation).map(|retired| (retired, head))
             }
             None => {
                 let sealed = builder.seal_within(&rec.id_slots, max_value, self.new_generation()).ok_or(NotStoredReason::TooLarge)?;
-                self.write(&sealed)
+                self.write(&sealed).map(|retired| (retired, head_of(sealed)))
             }
         };
         written.map_err(|e| {
@@ -177,14 +189,14 @@ impl<E: Env> Flow<'_, E> {
         })
     }
 
-    /// After a revalidation rewrote an entry's head, one marker per tag it now
-    /// carries and did not carry in `before`, so a purge by tag finds it. The
-    /// marker carries no last usable moment (a sweep reads the entry to judge
-    /// it). When one cannot be written, the entry is deleted: an entry a purge
-    /// by its tags would miss must not be served.
-    pub fn write_tag_markers(&self, headers: &[(String, Vec<u8>)], before: &[(String, Vec<u8>)]) -> Retired {
-        match self.tag_markers(headers, before, b"t") {
-            Ok(_) => Retired::NONE,
+    /// After a revalidation rewrote an entry's head: its line in the index of
+    /// every tag it now carries and of its URL (written only where it is
+    /// new), so a purge finds it. When that fails, the entry is deleted: an
+    /// entry a purge by its tags would miss must not be served.
+    pub fn index_rewritten(&self, headers: &[(String, Vec<u8>)], head: &[u8], marker: Vec<u8>) -> Retired {
+        let tags = self.tags_of(headers, &[]);
+        match self.index(&tags, &marker, self.new_generation()) {
+            Ok(lines) => Retired::NONE.indexing(Indexed { head: head.to_vec(), lines, marker }),
             Err(e) => {
                 log_store_error("set", &e);
                 self.forget()
@@ -192,21 +204,28 @@ impl<E: Env> Flow<'_, E> {
         }
     }
 
-    /// Writes the markers of the tags in `headers` not in `before`, each
-    /// holding `value`; stops at the first failure.
-    fn tag_markers(&self, headers: &[(String, Vec<u8>)], before: &[(String, Vec<u8>)], value: &[u8]) -> Result<usize, StoreError> {
-        let had = tags::parse_tags(before).tags;
+    /// The tags of an entry: those its header fields name, then those read
+    /// from its body.
+    fn tags_of(&self, headers: &[(String, Vec<u8>)], answer_tags: &[String]) -> Vec<String> {
         let parsed = tags::parse_tags(headers);
         if parsed.dropped > 0 {
             eprintln!("post-cache: {} tags over the limits (128 tags of 128 bytes) not indexed", parsed.dropped);
         }
-        let mut written = 0;
-        for tag in parsed.tags.iter().filter(|t| !had.contains(t)) {
-            let Some(marker) = tag_marker_key(tag, &self.keyed.kv_key) else { continue };
-            self.store.set(&marker, value)?;
-            written += 1;
+        let mut all = parsed.tags;
+        for tag in answer_tags {
+            if !all.contains(tag) {
+                all.push(tag.clone());
+            }
         }
-        Ok(written)
+        all
+    }
+
+    /// Adds the entry to the indexes of `tags` and of its URL; stops at the
+    /// first failure. An index this creates starts in `epoch` (the write's
+    /// random generation: any value no purge wrote will do).
+    fn index(&self, tags: &[String], marker: &[u8], epoch: u64) -> Result<Vec<index::Line>, StoreError> {
+        let max_lines = crate::cache::index::max_lines(self.config.max_value_bytes);
+        index::add_entry(self.store, &self.keyed.kv_key, tags, marker, max_lines, self.now, epoch)
     }
 
     /// Whether the key still holds the entry read at lookup (whatever mark it
@@ -251,6 +270,14 @@ impl<E: Env> Flow<'_, E> {
                 Retired::NONE
             }
         }
+    }
+}
+
+/// The value a sealed record's key holds once written.
+fn head_of(sealed: Sealed) -> Vec<u8> {
+    match sealed {
+        Sealed::Whole(bytes) => bytes,
+        Sealed::Split { head, .. } => head,
     }
 }
 

@@ -144,16 +144,28 @@ fn request(method: &str, headers: &[(&str, &str)], body: &[u8]) -> ClientRequest
 }
 
 /// Sleeps take no time; each sleep may run a scripted action (another request
-/// landing in the store meanwhile), and tokens count up.
+/// landing in the store meanwhile), and tokens count up. The settle delays
+/// before an index is checked again are counted apart (`settled`), so the
+/// other waits read as before indexes.
 #[derive(Default)]
 struct FakeRuntime {
     slept_ms: RefCell<Vec<u64>>,
+    settled: std::cell::Cell<usize>,
+    /// Runs at each settle delay: what another request does meanwhile.
+    on_settle: RefCell<Option<Box<dyn FnMut()>>>,
     tokens: std::cell::Cell<u64>,
     on_sleep: RefCell<Option<Box<dyn FnMut(usize)>>>,
 }
 
 impl crate::runtime::Runtime for FakeRuntime {
     async fn sleep_ms(&self, ms: u64) {
+        if ms == super::index::SETTLE_MS {
+            self.settled.set(self.settled.get() + 1);
+            if let Some(action) = self.on_settle.borrow_mut().as_mut() {
+                action();
+            }
+            return;
+        }
         self.slept_ms.borrow_mut().push(ms);
         let n = self.slept_ms.borrow().len();
         if let Some(action) = self.on_sleep.borrow_mut().as_mut() {
@@ -260,7 +272,7 @@ fn a_body_over_the_cap_is_forwarded_whole_and_not_cached() {
     let answer = run(&cfg, NOW, request("POST", &[], &body), &store, &origin);
     assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=bypass; detail=body-too-large");
     assert_eq!(origin.calls.borrow()[0].3, body, "prefix and rest arrive in order");
-    assert!(store.entries.borrow().is_empty());
+    assert!(store.cache_keys().is_empty());
 }
 
 #[test]
@@ -282,17 +294,17 @@ fn an_entry_over_max_entry_bytes_streams_through_unstored() {
     assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=too-large");
     assert_eq!(answer.body(), vec![9; 5000]);
     assert!(answer.finished());
-    assert!(store.entries.borrow().is_empty());
+    assert!(store.cache_keys().is_empty());
 }
 
 #[test]
 fn a_stale_entry_is_deleted_when_its_fresh_answer_may_not_be_stored() {
     let (cfg, store) = (config(&[]), MemoryStore::default());
     run(&cfg, NOW, request("POST", &[], b"q"), &store, &origin("max-age=30"));
-    assert_eq!(store.entries.borrow().len(), 1);
+    assert_eq!(store.cache_keys().len(), 1);
     let answer = run(&cfg, NOW + 60, request("POST", &[], b"q"), &store, &origin("no-store"));
     assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=stale; detail=no-store");
-    assert!(store.entries.borrow().is_empty(), "the stale record is gone");
+    assert!(store.cache_keys().is_empty(), "the stale record is gone");
 }
 
 fn answering(body: &str) -> FakeOrigin {
@@ -314,7 +326,7 @@ fn a_graphql_mutation_is_never_looked_up_or_stored() {
     assert_eq!(origin.calls.borrow().len(), 2);
     assert_eq!(origin.calls.borrow()[1].3, body, "forwarded byte for byte");
     assert_eq!(store.gets.get(), 0);
-    assert!(store.entries.borrow().is_empty());
+    assert!(store.cache_keys().is_empty());
 }
 
 #[test]
@@ -348,7 +360,7 @@ fn a_graphql_answer_with_errors_is_relayed_but_never_stored() {
         assert_eq!(answer.header("content-length").unwrap(), origin.body.len().to_string());
     }
     assert_eq!(origin.calls.borrow().len(), 2);
-    assert!(store.entries.borrow().is_empty());
+    assert!(store.cache_keys().is_empty());
 }
 
 #[test]
@@ -378,7 +390,8 @@ fn a_raw_record_under_a_jsonrpc_key_is_a_miss_not_a_replay_with_the_wrong_id() {
     let origin = answering(r#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#);
     let json = [("content-type", "application/json")];
     run(&cfg, NOW, request("POST", &json, br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#), &store, &origin);
-    let (key, value) = store.entries.borrow().iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+    let key = store.cache_keys()[0].clone();
+    let value = store.entries.borrow()[&key].clone();
     let rec = crate::cache::record::decode(&value).unwrap();
     let mut builder = RecordBuilder::new(&rec.meta, &[], 0, 1 << 20).unwrap();
     assert!(builder.push_body(rec.body));
@@ -388,7 +401,7 @@ fn a_raw_record_under_a_jsonrpc_key_is_a_miss_not_a_replay_with_the_wrong_id() {
     // answer to it: relayed, not stored, and the unusable record is gone.
     assert_eq!(again.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=invalid-answer");
     assert_eq!(origin.calls.borrow().len(), 2);
-    assert!(store.entries.borrow().is_empty());
+    assert!(store.cache_keys().is_empty());
 }
 
 #[test]
@@ -405,10 +418,10 @@ fn a_persisted_query_alone_is_stored_only_after_its_document_was_seen_as_a_query
     let send = |body: &str, now| run(&cfg, now, request("POST", &json, body.as_bytes()), &store, &origin);
     // Unknown hash: forwarded, not stored (it could be a mutation).
     assert_eq!(send(&alone, NOW).header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=persisted-query");
-    assert!(store.entries.borrow().is_empty());
+    assert!(store.cache_keys().is_empty());
     // The document arrives with its hash: stored, and the hash marked as a query.
     assert_eq!(send(&full, NOW).header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
-    assert_eq!(store.entries.borrow().len(), 2, "the entry and its marker");
+    assert_eq!(store.cache_keys().len(), 2, "the entry and its marker");
     // The hash alone now hits the same entry, and once it expires is stored again.
     assert_eq!(send(&alone, NOW + 1).header("cache-status").unwrap(), "post-cache; hit; ttl=59");
     assert_eq!(send(&alone, NOW + 120).header("cache-status").unwrap(), "post-cache; fwd=stale; detail=storing");
@@ -427,3 +440,5 @@ mod hardening;
 mod protocol;
 #[path = "tests/sweep.rs"]
 mod sweep;
+#[path = "tests/index.rs"]
+mod index;

@@ -1,6 +1,7 @@
 //! The admin API and invalidation over the in-memory fakes.
 
 use super::*;
+use crate::cache::key::tag_index_key;
 use super::stale::failing;
 
 const TOKEN: &str = "0123456789abcdef-purge-token";
@@ -45,13 +46,25 @@ fn entry_count(store: &MemoryStore) -> usize {
 }
 
 #[test]
-fn tags_are_indexed_with_one_marker_each_and_not_relayed() {
+fn tags_are_indexed_with_one_index_each_and_not_relayed() {
     let cfg = admin_config();
     let store = MemoryStore::default();
     let mut tagged = origin("max-age=60");
     tagged.headers.push(("surrogate-key".into(), b"red blue".to_vec()));
     let miss = run(&cfg, NOW, at("/a", "POST", b"1", &[]), &store, &tagged);
-    assert_eq!(store.entries.borrow().len(), 3, "the entry and two markers");
+    assert_eq!(store.cache_keys().len(), 1, "the entry, no marker");
+    let entry = store.cache_keys()[0].clone();
+    let line = crate::cache::key::entry_suffix(&entry).unwrap();
+    let mut indexes = store.index_keys();
+    indexes.sort();
+    let mut expected = vec![tag_index_key("red"), tag_index_key("blue"), crate::cache::key::uri_index_key("edge.example", "/a")];
+    expected.sort();
+    assert_eq!(indexes, expected, "one index per tag and one for the URL");
+    for key in &indexes {
+        let index = crate::cache::index::Index::decode(&store.entries.borrow()[key]);
+        assert_eq!(index.lines, [line], "{key}");
+    }
+    assert_eq!((store.index_gets.get(), store.index_sets.get()), (6, 3), "each read and written once, and read again after the response");
     let hit = run(&cfg, NOW, at("/a", "POST", b"1", &[]), &store, &tagged);
     for answer in [miss, hit] {
         assert!(answer.header("surrogate-key").is_none());
@@ -85,7 +98,7 @@ fn purge_by_tag_removes_the_tagged_entries_and_their_markers() {
     assert_eq!(entry_count(&store), 2);
     let red = admin(&cfg, &store, "POST", "purge", Some(TOKEN), r#"{"tags":["red"]}"#);
     assert_eq!(red.body(), br#"{"purged":0,"soft":false}"#.to_vec(), "its entry went with blue");
-    assert_eq!(store.entries.borrow().len(), 2, "no markers left");
+    assert_eq!(store.cache_keys().len(), 2, "no markers left");
 }
 
 #[test]
@@ -130,14 +143,14 @@ fn a_soft_purge_leaves_entries_stale_so_their_windows_still_serve() {
 fn wrong_missing_and_almost_right_tokens_delete_nothing() {
     let cfg = admin_config();
     let store = filled(&cfg);
-    let before = store.entries.borrow().len();
+    let before = store.cache_keys().len();
     let almost = &TOKEN[..TOKEN.len() - 1];
     for auth in [None, Some("wrong-token-wrong-token-xx"), Some(almost)] {
         let answer = admin(&cfg, &store, "POST", "purge", auth, r#"{"all":true}"#);
         assert_eq!(answer.status(), 401, "{auth:?}");
         assert!(answer.header("www-authenticate").unwrap().starts_with("Bearer realm=\"post-cache\""));
     }
-    assert_eq!(store.entries.borrow().len(), before);
+    assert_eq!(store.cache_keys().len(), before);
 }
 
 #[test]
@@ -161,8 +174,8 @@ fn stats_count_entries_and_markers() {
     let store = filled(&cfg);
     let answer = admin(&cfg, &store, "GET", "stats", Some(TOKEN), "");
     let text = String::from_utf8(answer.body()).unwrap();
-    assert!(text.starts_with(r#"{"entries":4,"tag_markers":3,"segments":0,"other_keys":0,"store_keys":7,"entry_bytes":"#), "{text}");
-    assert!(text.ends_with(r#""entries_measured":4,"key_scheme":2,"record_version":4}"#), "{text}");
+    assert!(text.starts_with(r#"{"entries":4,"tag_markers":0,"segments":0,"indexes":4,"other_keys":0,"store_keys":8,"entry_bytes":"#), "{text}");
+    assert!(text.ends_with(r#""entries_measured":4,"key_scheme":3,"record_version":4}"#), "{text}");
 }
 
 #[test]
@@ -179,20 +192,27 @@ fn without_a_token_the_admin_path_goes_to_the_origin() {
 
 #[test]
 fn a_large_purge_stops_at_its_bound_and_continues_from_the_cursor() {
+    // More entries than one URL's index holds, and than one request's bound:
+    // the index names the first ones, a listing the rest.
     let cfg = admin_config();
     let store = MemoryStore::default();
     let o = origin("max-age=60");
-    let n = crate::proxy::admin::MAX_OPERATIONS + 5;
+    let (indexed, bound) = (crate::cache::index::MAX_LINES, crate::proxy::admin::MAX_OPERATIONS);
+    let n = indexed + bound + 5;
     for i in 0..n {
         run(&cfg, NOW, at("/many", "POST", i.to_string().as_bytes(), &[]), &store, &o);
     }
+    let index = crate::cache::index::Index::decode(&store.entries.borrow()[&crate::cache::key::uri_index_key("edge.example", "/many")]);
+    assert!(index.full && index.lines.len() == crate::cache::index::MAX_LINES);
     let first = String::from_utf8(admin(&cfg, &store, "POST", "purge", Some(TOKEN), r#"{"url":"/many"}"#).body()).unwrap();
     let cursor = first.split("\"continue\":\"").nth(1).unwrap().trim_end_matches("\"}").to_string();
-    assert!(first.starts_with(&format!(r#"{{"purged":{},"#, crate::proxy::admin::MAX_OPERATIONS)), "{first}");
+    assert!(first.starts_with(&format!(r#"{{"purged":{},"#, indexed + bound)), "{first}");
     assert_eq!(entry_count(&store), 5);
     let rest = admin(&cfg, &store, "POST", "purge", Some(TOKEN), &format!(r#"{{"url":"/many","continue":"{cursor}"}}"#));
     assert_eq!(rest.body(), br#"{"purged":5,"soft":false}"#.to_vec());
     assert_eq!(entry_count(&store), 0);
+    let restarted = crate::cache::index::Index::decode(&store.entries.borrow()[&crate::cache::key::uri_index_key("edge.example", "/many")]);
+    assert!(!restarted.full && restarted.lines.is_empty(), "the full index starts again once all is gone");
 }
 
 #[test]
@@ -206,10 +226,14 @@ fn a_successful_put_forgets_the_entries_of_its_url_and_a_failed_one_does_not() {
     moved.headers.push(("location".into(), b"/b".to_vec()));
     run(&cfg, NOW, at("/a?q=1", "PUT", b"x", &[]), &store, &moved);
     assert_eq!(entry_count(&store), 0, "/a with any query, and /b named by Location");
-    let off = config(&[]);
+    let off = config(&[("invalidate_on_unsafe", "false")]);
     let kept = filled(&off);
     run(&off, NOW, at("/a", "DELETE", b"", &[]), &kept, &origin("no-store"));
-    assert_eq!(entry_count(&kept), 4, "off by default");
+    assert_eq!(entry_count(&kept), 4, "turned off");
+    let default = config(&[]);
+    let forgotten = filled(&default);
+    run(&default, NOW, at("/a", "DELETE", b"", &[]), &forgotten, &origin("no-store"));
+    assert_eq!(entry_count(&forgotten), 1, "on by default: /b stays");
 }
 
 #[test]

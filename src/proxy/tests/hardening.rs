@@ -234,16 +234,16 @@ fn a_cold_miss_writes_no_mark_unless_collapse_cold_misses_asks_for_it() {
 fn a_background_refresh_answered_with_a_storable_error_keeps_the_record_that_stands_in_for_errors() {
     let (cfg, store) = (config(&[]), MemoryStore::default());
     run(&cfg, NOW, request("POST", &[], b"q"), &store, &origin("max-age=60, stale-while-revalidate=30, stale-if-error=600"));
-    let before = store.entries.borrow().values().next().unwrap().clone();
+    let before = &store.entries.borrow()[&store.cache_keys()[0]].clone();
     let mut down = origin("max-age=60");
     down.status = 503;
     down.body = b"down".to_vec();
     let stale = run(&cfg, NOW + 70, request("POST", &[], b"q"), &store, &down);
     assert_eq!(stale.header("cache-status").unwrap(), "post-cache; hit; ttl=-10");
     assert_eq!(down.calls.borrow().len(), 1, "the refresh asked the origin");
-    let kept = crate::cache::record::decode(store.entries.borrow().values().next().unwrap()).unwrap().body.to_vec();
+    let kept = crate::cache::record::decode(&store.entries.borrow()[&store.cache_keys()[0]]).unwrap().body.to_vec();
     assert_eq!(kept, b"{\"answer\":42}", "the 503 did not replace it");
-    assert!(crate::cache::record::same_entry(store.entries.borrow().values().next().unwrap(), &before));
+    assert!(crate::cache::record::same_entry(&store.entries.borrow()[&store.cache_keys()[0]], &before));
     // A later client whose origin fails still gets it.
     let later = run(&cfg, NOW + 200, request("POST", &[], b"q"), &store, &down);
     assert_eq!((later.status(), later.body()), (200, b"{\"answer\":42}".to_vec()));
@@ -258,14 +258,14 @@ fn a_no_cache_refetch_that_brings_back_the_same_large_answer_rewrites_only_its_h
     run(&cfg, NOW, request("POST", &[JSON], BODY), &store, &same);
     let segments = segment_keys(&store.entries.borrow());
     assert_eq!(segments.len(), 4);
-    let keys_before = store.entries.borrow().len();
+    let keys_before = store.cache_keys().len();
     let sets = store.sets.get();
     let refetched = run(&cfg, NOW + 30, request("POST", &[JSON, ("cache-control", "no-cache")], BODY), &store, &same);
     assert_eq!(refetched.header("cache-status").unwrap(), "post-cache; fwd=request; detail=storing");
     assert_eq!(refetched.body(), same.body);
     assert_eq!(store.sets.get() - sets, 1, "the head alone: no segment, no tag marker written again");
     assert_eq!(segment_keys(&store.entries.borrow()), segments, "the same segments");
-    assert_eq!(store.entries.borrow().len(), keys_before);
+    assert_eq!(store.cache_keys().len(), keys_before);
     let hit = run(&cfg, NOW + 40, request("POST", &[JSON], BODY), &store, &same);
     assert_eq!((hit.header("cache-status").unwrap().as_str(), hit.body()), ("post-cache; hit; ttl=50", same.body.clone()));
     // A changed answer is written whole, under a new generation.

@@ -40,25 +40,36 @@ fn quiet(extra: &[(&str, &str)]) -> Config {
 }
 
 #[test]
-fn a_sweep_deletes_expired_entries_their_markers_and_old_marks_and_keeps_the_rest() {
+fn a_sweep_deletes_expired_entries_old_marks_earlier_schemes_and_index_lines_of_gone_entries() {
     let cfg = quiet(&[("stale_while_revalidate", "0")]);
     let store = MemoryStore::default();
     run(&cfg, NOW, at("/a", b"short"), &store, &tagged("max-age=10", "red blue"));
     run(&cfg, NOW, at("/a", b"long"), &store, &tagged("max-age=1000", "red"));
     run(&cfg, NOW, at("/a", b"grace"), &store, &origin("max-age=10, stale-if-error=100"));
-    let mark_key = "post-cache:v2:0e4a5f7d60727eb51504d7fa796aa33f:3eb1722f977c48fa:f79820be5f535b2b2d3a1a83a42b0a93378d61c148c18b4bb2430ee1ecb6747a";
+    let mark_key = "post-cache:v3:2f2fc8f94e7370f580da6daba5a31d3c:725a3e8448f6dcac:c7827273a98be7be093e63ed963a5ca5877dc02b0967ba3838ca528d2d802aca";
     let mark = crate::cache::mark::Mark { until: NOW + 10, token: 1 }.encode();
     store.entries.borrow_mut().insert(mark_key.into(), mark);
     store.entries.borrow_mut().insert("someone-else".into(), b"x".to_vec());
-    assert_eq!(store.entries.borrow().len(), 3 + 3 + 1 + 1);
+    let scheme_2 = "post-cache:v2:0e4a5f7d60727eb51504d7fa796aa33f:3eb1722f977c48fa:f79820be5f535b2b2d3a1a83a42b0a93378d61c148c18b4bb2430ee1ecb6747a";
+    store.entries.borrow_mut().insert(scheme_2.into(), b"an entry of an earlier build".to_vec());
+    assert_eq!(store.cache_keys().len(), 3 + 1 + 1 + 1, "entries, no markers: their tags are indexed");
+    assert_eq!(store.index_keys().len(), 3, "red, blue and /a");
 
     let early = admin(&cfg, NOW + 5, &store, "POST", "sweep", "");
-    assert_eq!(json(&early), r#"{"deleted":{"entries":0,"marks":0,"segments":0,"tag_markers":0,"persisted_markers":0}}"#);
+    assert_eq!(json(&early), r#"{"deleted":{"entries":0,"marks":0,"segments":0,"tag_markers":0,"persisted_markers":0,"indexes":0,"earlier_scheme":1}}"#);
     let answer = admin(&cfg, NOW + 20, &store, "POST", "sweep", "");
     assert_eq!(answer.status(), 200);
-    assert_eq!(json(&answer), r#"{"deleted":{"entries":1,"marks":1,"segments":0,"tag_markers":2,"persisted_markers":0}}"#);
-    // Left: the long entry and its marker, the one in its stale-if-error window, another app's key.
-    assert_eq!(store.entries.borrow().len(), 4, "{:?}", store.entries.borrow().keys());
+    assert_eq!(json(&answer), r#"{"deleted":{"entries":1,"marks":1,"segments":0,"tag_markers":0,"persisted_markers":0,"indexes":0,"earlier_scheme":0}}"#);
+    // Left: the long entry, the one in its stale-if-error window, another app's key.
+    assert_eq!(store.cache_keys().len(), 3, "{:?}", store.entries.borrow().keys());
+    assert_eq!(store.index_keys().len(), 3, "indexes written lately are left alone");
+    // Once the indexes have settled, the lines of gone entries go, and an index left empty.
+    let settled = admin(&cfg, NOW + crate::cache::index::SETTLE_SECONDS, &store, "POST", "sweep", "");
+    assert_eq!(json(&settled), r#"{"deleted":{"entries":0,"marks":0,"segments":0,"tag_markers":0,"persisted_markers":0,"indexes":1,"earlier_scheme":0}}"#);
+    let lines = |key: &str| crate::cache::index::Index::decode(&store.entries.borrow()[key]).lines.len();
+    assert!(!store.entries.borrow().contains_key(&crate::cache::key::tag_index_key("blue")), "blue named only the short entry");
+    assert_eq!(lines(&crate::cache::key::tag_index_key("red")), 1, "red names the long entry alone");
+    assert_eq!(lines(&crate::cache::key::uri_index_key("edge.example", "/a")), 2, "/a names the long and the grace entries");
     let long = run(&cfg, NOW + 20, at("/a", b"long"), &store, &origin("max-age=1000"));
     assert_eq!(long.header("cache-status").unwrap(), "post-cache; hit; ttl=980");
     assert!(store.entries.borrow().contains_key("someone-else"));
@@ -75,8 +86,8 @@ fn a_sweep_stops_at_its_bound_and_continues_from_its_cursor() {
     let cursor = first.split(r#""continue":"#).nth(1).expect(&first).trim_end_matches('}').to_string();
     assert!(first.starts_with(r#"{"deleted":{"entries":500,"#), "{first}");
     let rest = json(&admin(&cfg, NOW + 10, &store, "POST", "sweep", &format!(r#"{{"continue":{cursor}}}"#)));
-    assert_eq!(rest, r#"{"deleted":{"entries":10,"marks":0,"segments":0,"tag_markers":0,"persisted_markers":0}}"#);
-    assert!(store.entries.borrow().is_empty());
+    assert_eq!(rest, r#"{"deleted":{"entries":10,"marks":0,"segments":0,"tag_markers":0,"persisted_markers":0,"indexes":0,"earlier_scheme":0}}"#);
+    assert!(store.cache_keys().is_empty());
 }
 
 #[test]
@@ -114,16 +125,20 @@ fn segments_whose_head_is_gone_or_replaced_are_swept_after_the_grace() {
     assert_eq!(count(&store, is_segment_key), segments, "the live entry's own segments stay");
     let hit = run(&cfg, NOW + 100, at("/big", b"1"), &store, &big);
     assert_eq!(hit.body().len(), 20_000);
-    // Once it expires, the head and every segment go together.
+    // Once it expires, the head and every segment go together, and the index
+    // of its URL, which named it alone.
     let expired = json(&admin(&cfg, NOW + 2000, &store, "POST", "sweep", ""));
-    assert_eq!(expired, format!(r#"{{"deleted":{{"entries":1,"marks":0,"segments":{segments},"tag_markers":0,"persisted_markers":0}}}}"#));
-    assert!(store.entries.borrow().is_empty());
+    assert_eq!(expired, format!(r#"{{"deleted":{{"entries":1,"marks":0,"segments":{segments},"tag_markers":0,"persisted_markers":0,"indexes":1,"earlier_scheme":0}}}}"#));
+    assert!(store.cache_keys().is_empty());
 }
 
 #[test]
 fn tag_markers_carry_their_entry_s_last_usable_moment_and_old_ones_are_judged_by_the_entry() {
     let cfg = quiet(&[]);
     let store = MemoryStore::default();
+    // Markers are written for a tag whose index is full.
+    let full = crate::cache::index::Index { epoch: 1, full: true, written: NOW - 100, lines: Vec::new() };
+    store.entries.borrow_mut().insert(crate::cache::key::tag_index_key("red"), full.encode());
     run(&cfg, NOW, at("/a", b"1"), &store, &tagged("max-age=60, stale-while-revalidate=30", "red"));
     let marker = store.entries.borrow().keys().find(|k| k.contains(":tag:")).unwrap().clone();
     assert_eq!(store.entries.borrow()[&marker], format!("t:{}", NOW + 90).into_bytes());
@@ -139,19 +154,19 @@ fn tag_markers_carry_their_entry_s_last_usable_moment_and_old_ones_are_judged_by
     let gets = store.gets.get();
     assert!(json(&admin(&cfg, NOW + 10, &store, "POST", "sweep", "")).contains(r#""tag_markers":1,"#));
     assert_eq!(store.gets.get(), gets);
-    assert!(store.entries.borrow().is_empty());
+    assert!(store.cache_keys().is_empty());
 }
 
 #[test]
-fn a_marker_that_cannot_be_written_leaves_no_entry_a_purge_by_tag_would_miss() {
+fn an_index_that_cannot_be_written_leaves_no_entry_a_purge_by_tag_would_miss() {
     let cfg = quiet(&[]);
     let store = MemoryStore::default();
-    // The collapse mark and one more write work, every later one fails.
-    store.sets_before_failing.set(Some(2));
+    store.index_sets_fail.set(true);
     let origin = tagged("max-age=60", "red blue");
     let miss = run(&cfg, NOW, at("/a", b"1"), &store, &origin);
-    assert_eq!(miss.status(), 200);
-    store.sets_before_failing.set(None);
+    assert_eq!(miss.status(), 200, "the client has its answer");
+    assert_eq!(count(&store, is_entry_key), 0, "no head without its index lines");
+    store.index_sets_fail.set(false);
     let purge = admin(&cfg, NOW, &store, "POST", "purge", r#"{"tags":["blue"]}"#);
     assert_eq!(purge.status(), 200);
     let after = run(&cfg, NOW + 1, at("/a", b"1"), &store, &origin);
@@ -166,7 +181,7 @@ fn persisted_query_markers_carry_their_time_and_are_swept_after_the_bound() {
     for (key, value) in [(&fresh, crate::cache::sweep::persisted_marker_value(NOW)), (&old, crate::cache::sweep::persisted_marker_value(NOW - 100)), (&untimed, b"query".to_vec())] {
         store.entries.borrow_mut().insert(key.clone(), value);
     }
-    assert!(json(&admin(&cfg, NOW, &store, "POST", "sweep", "")).contains(r#""persisted_markers":2}"#));
+    assert!(json(&admin(&cfg, NOW, &store, "POST", "sweep", "")).contains(r#""persisted_markers":2,"#));
     assert_eq!(store.entries.borrow().keys().collect::<Vec<_>>(), [&fresh]);
 }
 
@@ -176,10 +191,10 @@ fn stats_count_dead_entries_and_orphans() {
     let store = MemoryStore::default();
     run(&cfg, NOW, at("/a", b"1"), &store, &tagged("max-age=10", "red"));
     run(&cfg, NOW, at("/a", b"2"), &store, &tagged("max-age=100", "red"));
-    store.entries.borrow_mut().insert("post-cache:v2:tag:0123456789abcdef0123456789abcdef:00000000000000000000000000000000:0000000000000000:0000000000000000000000000000000000000000000000000000000000000000".into(), b"t".to_vec());
+    store.entries.borrow_mut().insert("post-cache:v3:tag:0123456789abcdef0123456789abcdef:00000000000000000000000000000000:0000000000000000:0000000000000000000000000000000000000000000000000000000000000000".into(), b"t".to_vec());
     let stats = json(&admin(&cfg, NOW + 50, &store, "GET", "stats", ""));
-    assert!(stats.contains(r#""dead_entries":1,"dead_marks":0,"orphan_segments":0,"orphan_tag_markers":2,"#), "{stats}");
-    assert_eq!(store.entries.borrow().len(), 5, "stats delete nothing");
+    assert!(stats.contains(r#""dead_entries":1,"dead_marks":0,"orphan_segments":0,"orphan_tag_markers":1,"#), "{stats}");
+    assert_eq!(store.cache_keys().len(), 3, "stats delete nothing");
 }
 
 #[test]

@@ -85,6 +85,8 @@ struct Item {
     tag: String,
     /// The entry key, learnt before the fault is switched on.
     head: String,
+    /// The indexes naming the entry (its tag's and its URL's), learnt then too.
+    indexes: Vec<String>,
 }
 
 fn drop_items() -> Vec<Item> {
@@ -93,14 +95,14 @@ fn drop_items() -> Vec<Item> {
     for i in 0..8 {
         let tag = format!("t{}", i % 3);
         let path = format!("/m{i}?{window}&tags={tag}");
-        items.push(Item { bare: format!("/m{i}"), path, body: format!("{{\"i\":{i}}}").into_bytes(), size: None, tag, head: String::new() });
+        items.push(Item { bare: format!("/m{i}"), path, body: format!("{{\"i\":{i}}}").into_bytes(), size: None, tag, head: String::new(), indexes: Vec::new() });
     }
     for i in 0..3 {
         // Sizes differ, so one entry's body served for another is seen.
         let size = 2_100_000 + i * 77_777;
         let tag = format!("t{}", i % 3);
         let path = format!("/b{i}?size={size}&{window}&tags={tag}");
-        items.push(Item { bare: format!("/b{i}"), path, body: b"b".to_vec(), size: Some(size), tag, head: String::new() });
+        items.push(Item { bare: format!("/b{i}"), path, body: b"b".to_vec(), size: Some(size), tag, head: String::new(), indexes: Vec::new() });
     }
     items
 }
@@ -132,9 +134,6 @@ fn segment_of(key: &str) -> Option<(&str, u32)> {
     (generation.len() == 16 && entry.split(':').count() == 5).then_some((entry, index.parse().ok()?))
 }
 
-fn tag_marker_of(key: &str, head: &str) -> bool {
-    key.starts_with("post-cache:v2:tag:") && head.strip_prefix("post-cache:v2:").is_some_and(|suffix| key.ends_with(&format!(":{suffix}")))
-}
 
 /// xorshift, for a workload that repeats.
 fn next(x: &mut u64) -> u64 {
@@ -157,6 +156,14 @@ async fn a_store_that_drops_keys_at_random_never_gives_a_wrong_answer_nor_a_trun
         assert_eq!(new.len(), 1, "{}: {new:?}", item.path);
         item.head = new[0].clone();
     }
+    let suffix = |head: &str| format!("{}\n", head.strip_prefix("post-cache:v3:").unwrap());
+    for item in &mut items {
+        let line = suffix(&item.head);
+        item.indexes = s.host.kv.keys("default").into_iter().filter(|k| k.starts_with("post-cache:v3:ix:")).filter(|k| {
+            s.host.kv.get("default", k).is_some_and(|v| String::from_utf8_lossy(&v).contains(&line))
+        }).collect();
+        assert_eq!(item.indexes.len(), 2, "{}: its tag's and its URL's index", item.path);
+    }
     s.host.kv.journal.start();
     s.host.kv.drop_keys_at_random(60, 0x5eed_2024);
     let mut rng = 0x0dd5_eed5_u64;
@@ -170,7 +177,6 @@ async fn a_store_that_drops_keys_at_random_never_gives_a_wrong_answer_nor_a_trun
     for step in 0..240 {
         if step % 40 == 39 {
             s.host.wait_idle(Duration::from_secs(20)).await;
-            let store: HashSet<String> = s.host.kv.keys("default").into_iter().collect();
             s.host.kv.journal.take();
             let (target, by_tag): (Vec<usize>, bool) = if step % 80 == 39 {
                 let tag = format!("t{}", next(&mut rng) % 3);
@@ -185,7 +191,7 @@ async fn a_store_that_drops_keys_at_random_never_gives_a_wrong_answer_nor_a_trun
                 assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
                 (vec![i], false)
             };
-            let during = s.host.kv.journal.take();
+            s.host.kv.journal.take();
             let after: HashSet<String> = s.host.kv.keys("default").into_iter().collect();
             for i in target {
                 let item = &items[i];
@@ -193,14 +199,14 @@ async fn a_store_that_drops_keys_at_random_never_gives_a_wrong_answer_nor_a_trun
                     floor.insert(i, s.origin.count("POST", &item.bare, &item.body));
                     continue;
                 }
-                // A purge by tag finds entries by their markers: an entry whose
-                // marker was evicted before the listing cannot be found. That,
-                // and only that, lets one survive.
-                assert!(by_tag, "{}: an entry survived a purge by URL", item.path);
-                let listing = during.iter().position(|e| e.op == "get-keys").expect("the purge listed the store");
-                let marker_gone = !store.iter().any(|k| tag_marker_of(k, &item.head))
-                    || during[..listing].iter().any(|e| e.op == "evicted" && tag_marker_of(&e.key, &item.head));
-                assert!(marker_gone, "{}: survived a purge by tag although its marker was listed", item.path);
+                // A purge finds entries through the index of the tag or URL: an
+                // index evicted since the entry was written (then written again
+                // by later entries, or not) no longer names it. That, and only
+                // that, lets one survive.
+                let kind = if by_tag { "post-cache:v3:ix:t:" } else { "post-cache:v3:ix:u:" };
+                let evicted = s.host.kv.faults.evict.evicted.lock().unwrap().clone();
+                let index_lost = item.indexes.iter().any(|ix| ix.starts_with(kind) && evicted.contains(ix));
+                assert!(index_lost, "{}: survived a purge (by tag: {by_tag}) although its index was never evicted", item.path);
                 survivors += 1;
             }
             s.host.advance_clock(31);
@@ -264,10 +270,10 @@ async fn a_store_that_drops_keys_at_random_never_gives_a_wrong_answer_nor_a_trun
     let heads = evicted.iter().filter(|k| k.split(':').count() == 5).count();
     let first_segments = evicted.iter().filter(|k| segment_of(k).is_some_and(|(_, i)| i == 0)).count();
     let later_segments = evicted.iter().filter(|k| segment_of(k).is_some_and(|(_, i)| i > 0)).count();
-    let markers = evicted.iter().filter(|k| k.starts_with("post-cache:v2:tag:")).count();
+    let markers = evicted.iter().filter(|k| k.starts_with("post-cache:v3:ix:")).count();
     eprintln!(
-        "random drops: {} evicted ({heads} heads, {first_segments} first segments, {later_segments} later segments, {markers} tag markers); \
-         {hits} hits, {misses} misses ({first_segment_misses} for a lost first segment), {truncated} truncated, {survivors} entries kept from a tag purge by a lost marker",
+        "random drops: {} evicted ({heads} heads, {first_segments} first segments, {later_segments} later segments, {markers} indexes); \
+         {hits} hits, {misses} misses ({first_segment_misses} for a lost first segment), {truncated} truncated, {survivors} entries kept from a purge by a lost index",
         evicted.len()
     );
     // The workload reached what it is about.
