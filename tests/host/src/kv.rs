@@ -254,6 +254,12 @@ impl KvData {
         stores.get(label).map(|s| s.keys().cloned().collect()).unwrap_or_default()
     }
 
+    /// The keys of a store but post-cache's indexes (one per tag and per
+    /// URL): what tests that count entries, segments and markers look at.
+    pub fn keys_but_indexes(&self, label: &str) -> Vec<String> {
+        self.keys(label).into_iter().filter(|k| !k.starts_with("post-cache:v3:ix:")).collect()
+    }
+
     pub fn insert(&self, label: &str, key: &str, value: Vec<u8>) {
         if let Some(db) = &self.sqlite {
             return db.insert(label, key, &value);

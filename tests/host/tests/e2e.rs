@@ -161,7 +161,7 @@ async fn get_passes_through_and_is_never_stored() {
         assert_eq!(r.cache_status(), "post-cache; fwd=bypass; detail=method");
     }
     assert_eq!(s.origin.count("GET", "/items", b""), 2);
-    assert!(s.host.kv.keys("default").is_empty());
+    assert!(s.host.kv.keys_but_indexes("default").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +188,7 @@ async fn credentials_bypass_by_default_and_are_never_shared() {
         assert_eq!(r.cache_status(), "post-cache; fwd=bypass; detail=auth");
     }
     assert_eq!(s.origin.count("POST", "/me", body), 3);
-    assert!(s.host.kv.keys("default").is_empty());
+    assert!(s.host.kv.keys_but_indexes("default").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +208,7 @@ async fn credential_scoping_keeps_users_apart_and_stores_no_credential() {
     assert_eq!(s.origin.count("POST", "/me", body), 2);
     // The origin still receives the credential.
     assert!(s.origin.last_headers().iter().any(|(n, v)| n == "authorization" && v == b"Bearer bob-secret"));
-    for key in s.host.kv.keys("default") {
+    for key in s.host.kv.keys_but_indexes("default") {
         let value = s.host.kv.get("default", &key).unwrap();
         for secret in [&b"alice-secret"[..], b"bob-secret"] {
             assert!(!value.windows(secret.len()).any(|w| w == secret), "credential stored");
@@ -242,7 +242,7 @@ async fn uncacheable_responses_are_never_stored() {
     // Both Set-Cookie lines reach the client.
     let r = s.client.post("/e5?set_cookie=1", &[JSON], b"{}").await;
     assert_eq!(r.headers.iter().filter(|(n, _)| n == "set-cookie").count(), 2);
-    assert!(s.host.kv.keys("default").is_empty());
+    assert!(s.host.kv.keys_but_indexes("default").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +345,7 @@ async fn large_bodies_arrive_intact() {
         let expected = if path.contains("chunked") { "post-cache; fwd=uri-miss; detail=storing" } else { "post-cache; fwd=uri-miss; detail=too-large" };
         assert_eq!(r.cache_status(), expected);
     }
-    assert!(s.host.kv.keys("default").is_empty());
+    assert!(s.host.kv.keys_but_indexes("default").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,13 +357,13 @@ async fn a_response_just_under_the_value_cap_is_stored_whole_under_hosted_limits
     let second = s.client.post(path, &[], b"f").await;
     assert_eq!(second.cache_status(), "post-cache; hit; ttl=60");
     assert_eq!(second.body, first.body);
-    assert_eq!(s.host.kv.keys("default").len(), 1, "one value, no segments");
+    assert_eq!(s.host.kv.keys_but_indexes("default").len(), 1, "one value, no segments");
     // Past max_entry_bytes it is not stored.
     let mut small = setup_with(&[("max_entry_bytes", "900000")], |c| c.kv_max_value_bytes = Some(1_000_000)).await;
     let over = small.client.post("/over?size=970000&cc=max-age%3D60", &[], b"f").await;
     assert_eq!(over.cache_status(), "post-cache; fwd=uri-miss; detail=too-large");
     assert_eq!(over.body.len(), 970000);
-    assert!(small.host.kv.keys("default").is_empty());
+    assert!(small.host.kv.keys_but_indexes("default").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +376,7 @@ async fn a_value_cap_set_above_the_stores_answers_and_stores_nothing() {
     // The write comes after the answer; it fails (logged), and the collapse
     // mark is taken back: nothing is left under the key.
     assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
-    assert!(s.host.kv.keys("default").is_empty());
+    assert!(s.host.kv.keys_but_indexes("default").is_empty());
     let again = s.client.post("/x?size=2000000&cc=max-age%3D60", &[], b"f").await;
     assert_eq!(again.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
 }
@@ -391,7 +391,7 @@ async fn a_miss_is_answered_before_its_store_write_and_the_entry_is_there_after_
     assert_eq!(miss.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     // The client has its whole answer while the write is still under way.
     assert!(s.host.stats.active.load(Ordering::SeqCst) > 0, "the instance is still writing");
-    assert!(s.host.kv.keys("default").iter().all(|k| s.host.kv.get("default", k).map_or(true, |v| v.len() < 100)), "no record yet");
+    assert!(s.host.kv.keys_but_indexes("default").iter().all(|k| s.host.kv.get("default", k).map_or(true, |v| v.len() < 100)), "no record yet");
     s.host.wait_idle(std::time::Duration::from_secs(20)).await;
     s.host.kv.faults.set_delay_ms.store(0, Ordering::SeqCst);
     let hit = client.post("/slowset?cc=max-age%3D60", &[JSON], b"1").await;
@@ -422,7 +422,7 @@ async fn origin_down_is_502_and_slow_origin_is_504() {
     assert_eq!(r.status, 504);
     assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=origin-timeout");
     assert!(started.elapsed() < std::time::Duration::from_millis(2900));
-    assert!(slow.host.kv.keys("default").is_empty());
+    assert!(slow.host.kv.keys_but_indexes("default").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,7 +499,7 @@ async fn corrupted_entry_is_a_miss_and_is_rewritten() {
     let mut s = setup().await;
     let path = "/corrupt?cc=max-age%3D60";
     s.client.post(path, &[JSON], b"1").await;
-    let key = s.host.kv.keys("default").pop().unwrap();
+    let key = s.host.kv.keys_but_indexes("default").pop().unwrap();
     let good = s.host.kv.get("default", &key).unwrap();
     assert_eq!(s.host.kv.corrupt_all("default"), 1);
     let after_corruption = s.client.post(path, &[JSON], b"1").await;
@@ -617,7 +617,7 @@ async fn an_origin_body_that_breaks_is_a_502_before_the_head_and_a_broken_stream
     s.origin.set_faults(spin_test_host::origin::Faults { reset_mid_body: 1, ..Default::default() });
     let r = s.client.post("/brk?size=40000&cc=max-age%3D60", &[], b"b").await;
     assert_eq!((r.status, r.cache_status().as_str()), (502, "post-cache; fwd=uri-miss; detail=origin-body"));
-    assert!(s.host.kv.keys("default").is_empty(), "{:?}", s.host.kv.keys("default"));
+    assert!(s.host.kv.keys_but_indexes("default").is_empty(), "{:?}", s.host.kv.keys_but_indexes("default"));
     let again = s.client.post("/brk?size=40000&cc=max-age%3D60", &[], b"b").await;
     assert_eq!((again.status, again.body.len()), (200, 40_000));
     assert_eq!(again.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
@@ -628,7 +628,7 @@ async fn an_origin_body_that_breaks_is_a_502_before_the_head_and_a_broken_stream
     let broken = s.client.send("POST", "/stream?size=300000&cc=max-age%3D60", &[], b"s", Framing::Sized).await;
     assert!(broken.is_err(), "a 300,000-byte answer that broke mid-body arrived whole: {:?}", broken.map(|r| r.body.len()));
     s.client.client = Client::new(s.host.addr);
-    assert_eq!(s.host.kv.keys("default").len(), 1, "only /brk's entry: {:?}", s.host.kv.keys("default"));
+    assert_eq!(s.host.kv.keys_but_indexes("default").len(), 1, "only /brk's entry: {:?}", s.host.kv.keys_but_indexes("default"));
     let whole = s.client.post("/stream?size=300000&cc=max-age%3D60", &[], b"s").await;
     assert_eq!(whole.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert!(whole.body[..] == binary_body(300_000, 2)[..]);
@@ -668,9 +668,9 @@ async fn a_record_found_under_the_key_for_another_body_is_a_miss_and_is_replaced
     let mut s = setup().await;
     const PATH: &str = "/other?cc=max-age%3D60";
     s.client.post(PATH, &[JSON], b"{\"a\":1}").await;
-    let a_key = s.host.kv.keys("default").pop().unwrap();
+    let a_key = s.host.kv.keys_but_indexes("default").pop().unwrap();
     s.client.post(PATH, &[JSON], b"{\"b\":2}").await;
-    let b_key = s.host.kv.keys("default").into_iter().find(|k| *k != a_key).unwrap();
+    let b_key = s.host.kv.keys_but_indexes("default").into_iter().find(|k| *k != a_key).unwrap();
     // Under b's key, a's record (as a key collision, or a bug, would leave it).
     let a_record = s.host.kv.get("default", &a_key).unwrap();
     s.host.kv.insert("default", &b_key, a_record.clone());

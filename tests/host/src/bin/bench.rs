@@ -377,14 +377,18 @@ fn wrk_paths(mode: &str, pc: SocketAddr, floor: SocketAddr, forwarding: SocketAd
 }
 
 /// Keys in the store other than the benchmark's filler (whose URL digests
-/// are small numbers).
+/// are small numbers) and indexes.
 fn real_entries(host: &RunningHost) -> Vec<String> {
-    host.kv.keys("default").into_iter().filter(|k| !k.starts_with("post-cache:v2:000000000000000000000")).collect()
+    host.kv
+        .keys("default")
+        .into_iter()
+        .filter(|k| !k.starts_with("post-cache:v3:000000000000000000000") && !k.starts_with("post-cache:v3:ix:"))
+        .collect()
 }
 
-/// Stores /item's entry by a miss; returns its key.
+/// Stores /item's entry by a miss, tagged `item`; returns its key.
 async fn store_item(host: &RunningHost, client: &mut Client) -> wasmtime::Result<Vec<String>> {
-    let r = client.send("POST", "/item?cc=max-age%3D600", &[], b"{}", Framing::Sized).await?;
+    let r = client.send("POST", "/item?cc=max-age%3D600&tags=item", &[], b"{}", Framing::Sized).await?;
     assert_eq!(r.cache_status(), MISS);
     host.wait_idle(Duration::from_secs(60)).await;
     let item = real_entries(host);
@@ -392,8 +396,9 @@ async fn store_item(host: &RunningHost, client: &mut Client) -> wasmtime::Result
     Ok(item)
 }
 
-/// What one invalidation (a PUT) and one purge by URL cost with 100 and with
-/// 100,000 entries in the store: Spin's `get-keys` lists the whole store.
+/// What one invalidation (a PUT) and one purge by URL or by tag cost with 100
+/// and with 100,000 entries in the store: each reads an index, not the store's
+/// listing (`get-keys` lists the whole store).
 async fn invalidation_cost(
     engine: &wasmtime::Engine,
     post_cache: &wasmtime::component::Component,
@@ -401,12 +406,13 @@ async fn invalidation_cost(
 ) -> wasmtime::Result<()> {
     const TOKEN: &str = "bench-purge-token-0123456789";
     println!();
-    println!("Invalidation and purge against the store size (sequential, median of 15; the PUT's client is answered before the invalidation, so its time is the instance's):");
+    println!("Invalidation and purge against the store size (sequential, median of 15; the PUT's client is answered before the invalidation, so its time is the instance's, which includes the idle settle delay before its second look at the index; a purge's time is its client's):");
     println!();
-    println!("| entries in store | PUT, invalidate_on_unsafe=false, ms | PUT, invalidating, ms | purge by URL, ms | peak guest MiB (invalidating) |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!("| entries in store | PUT, invalidate_on_unsafe=false, ms | PUT, invalidating, ms | purge by URL, ms | purge by tag, ms | get-keys calls | peak guest MiB (invalidating) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for entries in [100usize, 100_000] {
-        let mut times = [Vec::new(), Vec::new(), Vec::new()];
+        let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let mut listings = 0;
         let mut peak = 0;
         for (i, invalidate) in ["false", "true"].into_iter().enumerate() {
             // No automatic sweep step: the filler values are not records, and
@@ -415,7 +421,7 @@ async fn invalidation_cost(
             let host = start(engine, post_cache, c).await?;
             let filler = vec![0x11u8; 4 * KIB];
             for n in 0..entries as u64 {
-                host.kv.insert("default", &format!("post-cache:v2:{n:032x}:{n:016x}:{n:064x}"), filler.clone());
+                host.kv.insert("default", &format!("post-cache:v3:{n:032x}:{n:016x}:{n:064x}"), filler.clone());
             }
             let mut client = Client::new(host.addr);
             // Each timed request has a real entry of /item to delete (stored
@@ -448,15 +454,27 @@ async fn invalidation_cost(
                     assert_eq!(String::from_utf8_lossy(&r.body), r#"{"purged":1,"soft":false}"#);
                     assert!(real_entries(&host).is_empty());
                 }
+                for _ in 0..15 {
+                    store_item(&host, &mut client).await?;
+                    let t = Instant::now();
+                    let r = client.send("POST", "/.well-known/post-cache/purge", &[("authorization", auth.as_str())], br#"{"tags":["item"]}"#, Framing::Sized).await?;
+                    times[3].push(t.elapsed());
+                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                    assert_eq!(String::from_utf8_lossy(&r.body), r#"{"purged":1,"soft":false}"#);
+                    host.wait_idle(Duration::from_secs(60)).await;
+                    assert!(real_entries(&host).is_empty());
+                }
+                listings = host.kv.ops.snapshot().get_keys;
             }
-            assert_eq!(host.kv.keys("default").len(), entries, "only the filler is left");
+            let left = host.kv.keys("default").into_iter().filter(|k| !k.starts_with("post-cache:v3:ix:")).count();
+            assert_eq!(left, entries, "only the filler is left, and indexes");
         }
         let med = |v: &mut Vec<Duration>| {
             v.sort();
             v[v.len() / 2].as_secs_f64() * 1e3
         };
-        let [a, b, p] = &mut times;
-        println!("| {entries} | {:.2} | {:.2} | {:.2} | {} |", med(a), med(b), med(p), mib(peak));
+        let [a, b, p, t] = &mut times;
+        println!("| {entries} | {:.2} | {:.2} | {:.2} | {:.2} | {listings} | {} |", med(a), med(b), med(p), med(t), mib(peak));
     }
     Ok(())
 }
@@ -703,7 +721,7 @@ async fn hit_at_scale(engine: &wasmtime::Engine, post_cache: &wasmtime::componen
     // Entries of the size and key shape post-cache writes, as records of other
     // requests would be.
     let filler = vec![0x11u8; 4 * KIB + 300];
-    scaled.kv.insert_many("default", (0..99_900u64).map(|i| (format!("post-cache:v2:{i:032x}:{i:016x}:{i:064x}"), filler.clone())));
+    scaled.kv.insert_many("default", (0..99_900u64).map(|i| (format!("post-cache:v3:{i:032x}:{i:016x}:{i:064x}"), filler.clone())));
     let large = hit_p50(scaled.addr, &bodies, rounds).await;
     let large_entries = scaled.kv.keys("default").len();
     assert_eq!(large_entries, 100_000);
@@ -810,7 +828,7 @@ async fn sweep_cost(engine: &wasmtime::Engine, post_cache: &wasmtime::component:
             let seed_key = host.kv.keys("default").into_iter().next().expect("the seed entry");
             let record = host.kv.get("default", &seed_key).expect("stored");
             for n in 0..entries as u64 {
-                host.kv.insert("default", &format!("post-cache:v2:{n:032x}:{n:016x}:{n:064x}"), record.clone());
+                host.kv.insert("default", &format!("post-cache:v3:{n:032x}:{n:016x}:{n:064x}"), record.clone());
             }
             if what.ends_with("dead") {
                 host.advance_clock(3600);

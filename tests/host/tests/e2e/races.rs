@@ -51,7 +51,7 @@ impl SlowReader {
 }
 
 fn segments_of_generation(s: &Setup, generation: &str) -> usize {
-    s.host.kv.keys("default").iter().filter(|k| k.split(':').count() == 7 && k.split(':').nth(5) == Some(generation)).count()
+    s.host.kv.keys_but_indexes("default").iter().filter(|k| k.split(':').count() == 7 && k.split(':').nth(5) == Some(generation)).count()
 }
 
 fn generations(s: &Setup) -> Vec<String> {
