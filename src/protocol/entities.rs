@@ -31,7 +31,7 @@ impl Default for KeyFields {
 }
 
 impl KeyFields {
-    /// Parses `graphql_entity_keys`: comma-separated field names tried in order
+    /// Parses `graphql_key_fields`: comma-separated field names tried in order
     /// (`id, _id`), and `Type=field` for a type keyed otherwise (`Product=sku`).
     /// `Err` names the bad entry.
     pub fn parse(list: &str) -> Result<Self, String> {
@@ -88,6 +88,25 @@ pub struct Entities {
     pub types: Vec<String>,
     /// Entities left out: past the cap, or over the tag length limit.
     pub dropped: usize,
+    /// The types of the entities left out (distinct, in order): each is
+    /// tagged `Type:*` instead, so that an entry is still found by a purge of
+    /// any entity of a type it may show.
+    pub dropped_types: Vec<String>,
+}
+
+/// The tag that stands for every entity of a type: an entity key is never `*`
+/// ([`escape`] writes it `%2A`).
+pub fn type_tag(type_name: &str) -> String {
+    format!("{type_name}:*")
+}
+
+impl Entities {
+    /// The entry's tags: its entities, then `Type:*` for each type that lost
+    /// one to the cap or the length limit.
+    pub fn entry_tags(&self) -> Vec<String> {
+        let fallback = self.dropped_types.iter().map(|t| type_tag(t));
+        self.tags.iter().cloned().chain(fallback).collect()
+    }
 }
 
 /// Collects the entities of `data` (the answers' `data` members), at most
@@ -118,6 +137,9 @@ fn walk(node: &Node<'_>, keys: &KeyFields, cap: usize, found: &mut Entities) {
                     if !found.tags.contains(&tag) {
                         if found.tags.len() >= cap || tag.len() > MAX_ENTITY_TAG_BYTES {
                             found.dropped += 1;
+                            if !found.dropped_types.iter().any(|t| *t == type_name) {
+                                found.dropped_types.push(type_name.to_string());
+                            }
                         } else {
                             found.tags.push(tag);
                         }
@@ -146,11 +168,12 @@ fn entity_key(object: &Node<'_>, keys: &KeyFields, type_name: &str) -> Option<St
 }
 
 /// Tags are visible ASCII without spaces or commas; `%` is escaped too so the
-/// escaping cannot be confused with a key that contains `%`.
+/// escaping cannot be confused with a key that contains `%`, and so is `*`, so
+/// that no entity's tag is its type's [`type_tag`].
 pub fn escape(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for b in key.bytes() {
-        if b.is_ascii_graphic() && b != b',' && b != b'%' {
+        if b.is_ascii_graphic() && !matches!(b, b',' | b'%' | b'*') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -208,6 +231,24 @@ mod tests {
         assert_eq!(got.tags, ["User:1"]);
         assert_eq!(got.dropped, 2);
         assert_eq!(got.types, ["User", "Post"]);
+        assert_eq!(got.dropped_types, ["User", "Post"]);
+        assert_eq!(got.entry_tags(), ["User:1", "User:*", "Post:*"]);
+    }
+
+    #[test]
+    fn a_type_that_lost_no_entity_is_not_tagged_by_type_and_a_cap_of_0_tags_by_type_only() {
+        let answer = r#"{"data":{"l":[{"__typename":"User","id":"1"},{"__typename":"Post","id":"3"},
+            {"__typename":"Post","id":"4"}]}}"#;
+        assert_eq!(found(answer, &KeyFields::default(), 2).entry_tags(), ["User:1", "Post:3", "Post:*"]);
+        assert_eq!(found(answer, &KeyFields::default(), 0).entry_tags(), ["User:*", "Post:*"]);
+        assert_eq!(found(answer, &KeyFields::default(), 3).entry_tags(), ["User:1", "Post:3", "Post:4"]);
+    }
+
+    #[test]
+    fn an_entity_keyed_star_is_not_its_types_tag() {
+        let answer = r#"{"data":{"a":{"__typename":"User","id":"*"},"b":{"__typename":"User","id":"a*b"}}}"#;
+        assert_eq!(tags(answer), ["User:%2A", "User:a%2Ab"]);
+        assert_ne!(tags(answer)[0], type_tag("User"));
     }
 
     #[test]
@@ -226,6 +267,7 @@ mod tests {
         let got = found(&long, &KeyFields::default(), 128);
         assert!(got.tags.is_empty());
         assert_eq!(got.dropped, 1);
+        assert_eq!(got.entry_tags(), ["User:*"]);
     }
 
     #[test]

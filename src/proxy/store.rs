@@ -15,7 +15,7 @@ use crate::cache::record::{self, Record, RecordBuilder, RecordMeta, Sealed};
 use crate::cache::{sweep, tags};
 use crate::http::headers::HeaderList;
 use crate::protocol::jsonrpc::IdSlot;
-use crate::protocol::{self, AnswerCheck, Persisted};
+use crate::protocol::{AnswerCheck, Persisted};
 use crate::store::{Store, StoreError};
 
 /// What a fetch did to the key: whether the answer was stored, and the
@@ -62,11 +62,14 @@ impl<E: Env> Flow<'_, E> {
 
     /// Checks a captured answer as the body format requires (the client has it
     /// already), then stores it.
-    pub fn check_and_store(&self, entry: &Entry<'_>, builder: RecordBuilder, stored_headers: &[(String, Vec<u8>)]) -> Stored {
-        match protocol::check_answer(&self.config.protocol, &self.keyed.check, builder.body()) {
-            Ok(id_slots) => self.store(entry, builder, &id_slots, stored_headers),
-            Err(refusal) => {
-                eprintln!("post-cache: a teed answer was not stored: {refusal:?}");
+    pub fn check_and_store(&self, entry: &Entry<'_>, mut builder: RecordBuilder, stored_headers: &[(String, Vec<u8>)]) -> Stored {
+        match self.checked(entry, builder.body(), stored_headers) {
+            Ok((bounded, answer)) => {
+                builder.set_freshness(&bounded.meta);
+                self.store(&bounded, builder, &answer.id_slots, &answer.tags, stored_headers)
+            }
+            Err(reason) => {
+                eprintln!("post-cache: a teed answer was not stored ({})", reason.detail());
                 self.abandon(entry)
             }
         }
@@ -78,9 +81,16 @@ impl<E: Env> Flow<'_, E> {
     /// a purge of its tags, and a failed write leaves no head. Only logged on
     /// failure (the client has its answer); a refused write may mean a full
     /// store, so room is made. Now and then a step of the sweep follows.
-    pub fn store(&self, entry: &Entry<'_>, builder: RecordBuilder, id_slots: &[IdSlot], stored_headers: &[(String, Vec<u8>)]) -> Stored {
+    pub fn store(
+        &self,
+        entry: &Entry<'_>,
+        builder: RecordBuilder,
+        id_slots: &[IdSlot],
+        answer_tags: &[String],
+        stored_headers: &[(String, Vec<u8>)],
+    ) -> Stored {
         let (config, now) = (self.config, self.now);
-        if let Some(stored) = self.rewrite_unchanged(entry, &builder, id_slots, stored_headers) {
+        if let Some(stored) = self.rewrite_unchanged(entry, &builder, id_slots, answer_tags, stored_headers) {
             return stored;
         }
         let generation = self.new_generation();
@@ -89,7 +99,7 @@ impl<E: Env> Flow<'_, E> {
             return self.abandon(entry);
         };
         let marker = tags::marker_value(sweep::last_usable(&entry.meta));
-        let written = self.tag_markers(stored_headers, &[], &marker).and_then(|_| self.write(&sealed));
+        let written = self.tag_markers(stored_headers, answer_tags, &[], &marker).and_then(|_| self.write(&sealed));
         match written {
             Ok(retired) => {
                 mark_persisted_query(self.store, &self.keyed.check, now);
@@ -101,7 +111,8 @@ impl<E: Env> Flow<'_, E> {
                 let keys = match &sealed {
                     Sealed::Whole(_) => 1,
                     Sealed::Split { segments, .. } => 1 + segments.len(),
-                } + tags::parse_tags(stored_headers).tags.len();
+                } + tags::parse_tags(stored_headers).tags.len()
+                    + answer_tags.len();
                 housekeeping::make_room(self.store, config, now, generation, keys, &e);
                 Stored::NOTHING
             }
@@ -120,6 +131,7 @@ impl<E: Env> Flow<'_, E> {
         entry: &Entry<'_>,
         builder: &RecordBuilder,
         id_slots: &[IdSlot],
+        answer_tags: &[String],
         stored_headers: &[(String, Vec<u8>)],
     ) -> Option<Stored> {
         let held = record::decode(self.held?).ok()?;
@@ -130,7 +142,7 @@ impl<E: Env> Flow<'_, E> {
         }
         let before: HeaderList = held.headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
         let marker = tags::marker_value(sweep::last_usable(&entry.meta));
-        let written = self.tag_markers(stored_headers, &before, &marker).and_then(|_| self.rewrite_head(&head, manifest.generation));
+        let written = self.tag_markers(stored_headers, answer_tags, &before, &marker).and_then(|_| self.rewrite_head(&head, manifest.generation));
         match written {
             Ok(retired) => {
                 mark_persisted_query(self.store, &self.keyed.check, self.now);
@@ -183,7 +195,7 @@ impl<E: Env> Flow<'_, E> {
     /// it). When one cannot be written, the entry is deleted: an entry a purge
     /// by its tags would miss must not be served.
     pub fn write_tag_markers(&self, headers: &[(String, Vec<u8>)], before: &[(String, Vec<u8>)]) -> Retired {
-        match self.tag_markers(headers, before, b"t") {
+        match self.tag_markers(headers, &[], before, b"t") {
             Ok(_) => Retired::NONE,
             Err(e) => {
                 log_store_error("set", &e);
@@ -192,16 +204,24 @@ impl<E: Env> Flow<'_, E> {
         }
     }
 
-    /// Writes the markers of the tags in `headers` not in `before`, each
-    /// holding `value`; stops at the first failure.
-    fn tag_markers(&self, headers: &[(String, Vec<u8>)], before: &[(String, Vec<u8>)], value: &[u8]) -> Result<usize, StoreError> {
+    /// Writes the markers of the tags in `headers` and `answer_tags` (a GraphQL
+    /// answer's entities) not in `before`, each holding `value`; stops at the
+    /// first failure.
+    fn tag_markers(
+        &self,
+        headers: &[(String, Vec<u8>)],
+        answer_tags: &[String],
+        before: &[(String, Vec<u8>)],
+        value: &[u8],
+    ) -> Result<usize, StoreError> {
         let had = tags::parse_tags(before).tags;
         let parsed = tags::parse_tags(headers);
         if parsed.dropped > 0 {
             eprintln!("post-cache: {} tags over the limits (128 tags of 128 bytes) not indexed", parsed.dropped);
         }
         let mut written = 0;
-        for tag in parsed.tags.iter().filter(|t| !had.contains(t)) {
+        let answer_only = answer_tags.iter().filter(|t| !parsed.tags.contains(t));
+        for tag in parsed.tags.iter().chain(answer_only).filter(|t| !had.contains(t)) {
             let Some(marker) = tag_marker_key(tag, &self.keyed.kv_key) else { continue };
             self.store.set(&marker, value)?;
             written += 1;

@@ -1,5 +1,7 @@
 //! What the body formats decide, seen through the flow: which answers a GraphQL
-//! mutation invalidates on, parameters in a GraphQL URL, JSON-RPC empty results.
+//! mutation invalidates on, parameters in a GraphQL URL, JSON-RPC empty results,
+//! GraphQL type rules and entity tags on an answer too large to check before it
+//! is sent.
 
 use super::*;
 
@@ -141,4 +143,43 @@ fn a_jsonrpc_batch_with_one_null_result_is_not_stored_but_empty_values_are() {
     let answer = run(&cfg, NOW, request("POST", &JSON, batch), &store, &empties);
     assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(entries(&store), 1);
+}
+
+/// A GraphQL answer over the read-ahead (teed: checked once the client has
+/// it) that shows these objects.
+fn teed_answer(shows: &str) -> FakeOrigin {
+    let padding = "x".repeat(forward::READ_AHEAD);
+    answering(&format!(r#"{{"data":{{"pad":"{padding}","shows":[{shows}]}}}}"#))
+}
+
+#[test]
+fn a_teed_graphql_answer_is_capped_by_its_types_rule_and_tagged_with_its_entities() {
+    let cfg = config(&[("body_format", "graphql"), ("graphql_types", "User=10, Cart=never")]);
+    let store = MemoryStore::default();
+    let origin = teed_answer(r#"{"__typename":"User","id":"7"}"#);
+    let first = run(&cfg, NOW, to("/graphql", QUERY), &store, &origin);
+    assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
+    assert_eq!(entries(&store), 1);
+    let marker = crate::cache::key::tag_marker_key("User:7", &store.entries.borrow().keys().find(|k| crate::cache::key::is_entry_key(k)).unwrap().clone());
+    assert!(store.entries.borrow().contains_key(&marker.unwrap()), "the entity's tag marker is written");
+    // max-age=60 from the origin, 10 from the type's rule: the rule wins.
+    let hit = run(&cfg, NOW + 4, to("/graphql", QUERY), &store, &origin);
+    assert_eq!(hit.header("cache-status").unwrap(), "post-cache; hit; ttl=6");
+    let again = run(&cfg, NOW + 11, to("/graphql", QUERY), &store, &origin);
+    assert_eq!(again.header("cache-status").unwrap(), "post-cache; fwd=stale; detail=storing");
+    assert_eq!(origin.calls.borrow().len(), 2);
+}
+
+#[test]
+fn a_teed_graphql_answer_showing_a_never_type_is_sent_whole_and_not_stored() {
+    let cfg = config(&[("body_format", "graphql"), ("graphql_types", "Cart=never")]);
+    let store = MemoryStore::default();
+    let origin = teed_answer(r#"{"__typename":"Cart"}"#);
+    for _ in 0..2 {
+        let answer = run(&cfg, NOW, to("/graphql", QUERY), &store, &origin);
+        assert_eq!(answer.body(), origin.body, "the client has its answer");
+        assert!(answer.finished());
+    }
+    assert_eq!(entries(&store), 0);
+    assert_eq!(origin.calls.borrow().len(), 2);
 }
