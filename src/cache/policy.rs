@@ -8,7 +8,7 @@
 use super::cache_control::{delta_seconds, CacheControl, MAX_DELTA_SECONDS};
 use super::conditional;
 use crate::http::headers::{has, list_items, values};
-use super::record::StaleWindows;
+use super::record::{RecordMeta, StaleWindows};
 use super::targeted;
 use crate::http::date;
 use crate::protocol::{AnswerRefusal, Limit, ProtocolBypass};
@@ -297,6 +297,28 @@ pub fn decide_response(
     }
 }
 
+/// A bound read from the answer itself (the GraphQL type rules), known only
+/// once it is captured, applied to the record head [`decide_response`] made:
+/// fresh for at most `cap` seconds counted from when the origin produced it
+/// (its initial age counts), or less if the origin or the request's rules
+/// said less. The configured stale windows do not stretch the bound; windows
+/// the origin named still count. `None`: the answer is already older than the
+/// bound (not stored, `stale`).
+pub fn bound_by_answer(meta: &RecordMeta, headers: &[(String, Vec<u8>)], policy: &StoragePolicy<'_>, cap: u64) -> Option<RecordMeta> {
+    let left = cap.saturating_sub(u64::from(meta.initial_age));
+    if left == 0 {
+        return None;
+    }
+    let targeted::Governing { cc, .. } = targeted::governing(headers, policy.targeted);
+    let at_most = Some(policy.limit.at_most.map_or(cap, |bound| bound.min(cap)));
+    let bounded = StoragePolicy { limit: Limit { at_most, ..policy.limit }, ..policy.clone() };
+    Some(RecordMeta {
+        fresh_until: meta.fresh_until.min(meta.stored_at.saturating_add(left)),
+        stale: stale_windows(&cc, &bounded),
+        ..meta.clone()
+    })
+}
+
 /// How long a stored response may be served stale.
 fn stale_windows(cc: &CacheControl, policy: &StoragePolicy<'_>) -> StaleWindows {
     // RFC 9111 §5.2.2.2 must-revalidate: "once the response has become stale, a
@@ -579,6 +601,60 @@ mod tests {
         let bounded = StoragePolicy { limit: Limit { when_silent: Some(2), at_most: Some(2) }, ..base };
         assert_eq!(windows(&bounded, &[]), (0, 0));
         assert_eq!(windows(&bounded, &[("cache-control", "max-age=5, stale-if-error=60")]), (0, 60));
+    }
+
+    /// The record head `decide_response` makes at NOW, then bounded by an
+    /// answer's `cap`: (seconds fresh, stale windows), or `None` when refused.
+    fn bounded(policy: &StoragePolicy<'_>, headers: &[(&str, &str)], cap: u64) -> Option<(u64, StaleWindows)> {
+        let Storability::Store { ttl, initial_age, stale, .. } = decide_response(200, &h(headers), policy, NOW) else {
+            panic!("{headers:?} is storable")
+        };
+        let meta = RecordMeta {
+            stored_at: NOW,
+            fresh_until: NOW + ttl,
+            stale,
+            initial_age: initial_age as u32,
+            status: 200,
+            request_digest: [0; 32],
+            vary_digest: [0; 32],
+            vary: Vec::new(),
+        };
+        bound_by_answer(&meta, &h(headers), policy, cap).map(|m| (m.fresh_until - NOW, m.stale))
+    }
+
+    #[test]
+    fn an_answers_bound_and_the_origins_freshness_combine_to_the_smaller() {
+        let statuses = statuses(true);
+        let plain = policy(&statuses);
+        let secs = |policy: &StoragePolicy<'_>, headers: &[(&str, &str)], cap: u64| bounded(policy, headers, cap).unwrap().0;
+        // The rule is stricter than the origin: the rule wins.
+        assert_eq!(secs(&plain, &[("cache-control", "max-age=60")], 10), 10);
+        // The origin is stricter than the rule: the origin wins.
+        assert_eq!(secs(&plain, &[("cache-control", "max-age=5")], 10), 5);
+        assert_eq!(secs(&plain, &[("post-cache-control", "max-age=3"), ("cache-control", "max-age=60")], 10), 3);
+        // A silent origin: default_ttl (30), or an operation's rule in its place, then the bound.
+        assert_eq!(secs(&plain, &[], 10), 10);
+        assert_eq!(secs(&plain, &[], 100), 30);
+        let op = StoragePolicy { limit: Limit { when_silent: Some(600), at_most: Some(600) }, ..policy(&statuses) };
+        assert_eq!(secs(&op, &[], 100), 100);
+        let op = StoragePolicy { limit: Limit { when_silent: Some(20), at_most: Some(20) }, ..policy(&statuses) };
+        assert_eq!(secs(&op, &[("cache-control", "max-age=60")], 100), 20, "the operation's rule is stricter still");
+        // The bound counts from when the origin produced the answer.
+        assert_eq!(secs(&plain, &[("cache-control", "max-age=60"), ("age", "4")], 10), 6);
+        assert_eq!(bounded(&plain, &[("cache-control", "max-age=60"), ("age", "10")], 10), None);
+    }
+
+    #[test]
+    fn configured_stale_windows_do_not_stretch_an_answers_bound_but_the_origins_own_count() {
+        let statuses = statuses(true);
+        let base = StoragePolicy { stale_while_revalidate: 30, stale_if_error: 300, ..policy(&statuses) };
+        let windows = |headers: &[(&str, &str)]| {
+            let stale = bounded(&base, headers, 10).unwrap().1;
+            (stale.while_revalidate, stale.if_error, stale.forbidden)
+        };
+        assert_eq!(windows(&[]), (0, 0, false));
+        assert_eq!(windows(&[("cache-control", "max-age=60, stale-while-revalidate=5")]), (5, 0, false));
+        assert_eq!(windows(&[("cache-control", "max-age=60, must-revalidate")]), (0, 0, true));
     }
 
     #[test]

@@ -199,6 +199,16 @@ impl RecordBuilder {
         })
     }
 
+    /// Sets the head's freshness (`fresh_until` and the stale windows) to
+    /// `meta`'s: a bound read from the body, known once it is captured.
+    pub fn set_freshness(&mut self, meta: &RecordMeta) {
+        let windows = FRESH_UNTIL_AT + 8;
+        self.buf[FRESH_UNTIL_AT..windows].copy_from_slice(&meta.fresh_until.to_le_bytes());
+        self.buf[windows..windows + 4].copy_from_slice(&meta.stale.while_revalidate.to_le_bytes());
+        self.buf[windows + 4..windows + 8].copy_from_slice(&meta.stale.if_error.to_le_bytes());
+        self.buf[windows + 8] = if meta.stale.forbidden { FLAG_STALE_FORBIDDEN } else { 0 };
+    }
+
     /// Appends body bytes; `false` (and nothing appended) once the record would
     /// exceed its maximum size.
     pub fn push_body(&mut self, chunk: &[u8]) -> bool {
@@ -631,6 +641,22 @@ mod tests {
             assert_eq!(record.mark, None);
             assert_eq!(with_mark(&bytes, Some(Mark { until: 1, token: 2 })), None, "no room for a mark");
         }
+    }
+
+    #[test]
+    fn a_builders_freshness_can_be_lowered_once_its_body_is_read_and_nothing_else_changes() {
+        let mut b = RecordBuilder::new(&meta(), &headers(), 4, 1 << 20).unwrap();
+        assert!(b.push_body(b"body"));
+        let lowered = RecordMeta {
+            fresh_until: meta().fresh_until - 50,
+            stale: StaleWindows { while_revalidate: 0, if_error: 7, forbidden: true },
+            ..meta()
+        };
+        b.set_freshness(&lowered);
+        let bytes = b.finish(&[]).0;
+        let record = decode(&bytes).unwrap();
+        assert_eq!(record.meta, lowered);
+        assert_eq!((record.body, record.headers.len()), (&b"body"[..], headers().len()));
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub mod variables;
 
 use crate::cache::policy::{CredentialMode, StatusPolicy};
 use crate::protocol::jsonrpc::RpcLifetimes;
-use crate::protocol::{BodyFormat, ProtocolConfig};
+use crate::protocol::{BodyFormat, GraphQlInvalidation, ProtocolConfig};
 pub use origin::OriginUrl;
 use parse::Parse;
 use std::fmt;
@@ -42,7 +42,7 @@ pub struct Config {
     pub credential_salt: String,
     /// Label of the Spin key-value store.
     pub kv_store: String,
-    /// `body_format`, `rpc_methods`, `graphql_store_partial`, `rpc_store_null`.
+    /// `body_format` and the rules of its protocol (`rpc_*`, `graphql_*`).
     pub protocol: ProtocolConfig,
     /// Seconds a stored answer may be served stale while one request refreshes it,
     /// for answers that do not say (`stale-while-revalidate`).
@@ -70,6 +70,9 @@ pub struct Config {
     pub invalidate_on_unsafe: bool,
     /// Whether a successful GraphQL mutation forgets every entry of its endpoint.
     pub invalidate_on_mutation: bool,
+    /// What a GraphQL mutation whose answer ran does to the entries that show
+    /// the entities it names.
+    pub graphql_invalidation: GraphQlInvalidation,
     /// A bounded step of the sweep runs after one stored miss in this many on
     /// average (0: never).
     pub sweep_every: u64,
@@ -126,6 +129,11 @@ impl Config {
         let graphql_store_partial = read!(GRAPHQL_STORE_PARTIAL);
         let rpc_store_null = read!(RPC_STORE_NULL);
         let rpc_tip_ttl = read!(RPC_TIP_TTL);
+        let graphql_operations = read!(GRAPHQL_OPERATIONS);
+        let graphql_types = read!(GRAPHQL_TYPES);
+        let graphql_key_fields = read!(GRAPHQL_KEY_FIELDS);
+        let graphql_entity_tags = read!(GRAPHQL_ENTITY_TAGS);
+        let graphql_invalidation = read!(GRAPHQL_INVALIDATION);
         let stale_while_revalidate = read!(STALE_WHILE_REVALIDATE);
         let stale_if_error = read!(STALE_IF_ERROR);
         let targeted_cache_control = read!(TARGETED_CACHE_CONTROL);
@@ -176,6 +184,10 @@ impl Config {
                 graphql_store_partial,
                 rpc_store_null,
                 rpc_lifetimes: RpcLifetimes { default_ttl, tip_ttl: rpc_tip_ttl },
+                graphql_operations,
+                graphql_types,
+                graphql_key_fields,
+                graphql_entity_tags: graphql_entity_tags as usize,
             },
             stale_while_revalidate,
             stale_if_error,
@@ -187,6 +199,7 @@ impl Config {
             relay_tags,
             invalidate_on_unsafe,
             invalidate_on_mutation,
+            graphql_invalidation,
             sweep_every,
             max_entries,
             persisted_query_max_age,

@@ -3,7 +3,8 @@
 
 use super::origin::OriginUrl;
 use crate::cache::policy::CREDENTIAL_HEADERS;
-use crate::protocol::jsonrpc::MethodList;
+use crate::protocol::entities::KeyFields;
+use crate::protocol::rules::RuleList;
 
 /// How a variable's text becomes its value.
 pub trait Parse {
@@ -145,13 +146,24 @@ impl Parse for Statuses {
     }
 }
 
-/// JSON-RPC method names, comma-separated; `*` may end an entry.
-pub struct RpcMethods;
+/// Rules by name (JSON-RPC methods, GraphQL operations or types),
+/// comma-separated, each `name[=SECONDS|forever|never]`; `*` may end a name.
+pub struct Rules;
 
-impl Parse for RpcMethods {
-    type Out = MethodList;
-    fn parse(&self, text: &str) -> Result<MethodList, String> {
-        MethodList::parse(text)
+impl Parse for Rules {
+    type Out = RuleList;
+    fn parse(&self, text: &str) -> Result<RuleList, String> {
+        RuleList::parse(text)
+    }
+}
+
+/// GraphQL key fields: `id, _id, Product=sku`.
+pub struct KeyFieldList;
+
+impl Parse for KeyFieldList {
+    type Out = KeyFields;
+    fn parse(&self, text: &str) -> Result<KeyFields, String> {
+        KeyFields::parse(text)
     }
 }
 

@@ -77,6 +77,11 @@ fn errors_name_the_variable() {
         (&[("origin", "http://x"), ("admin_path", "/")], "admin_path"),
         (&[("origin", "http://x"), ("relay_tags", "yes")], "relay_tags"),
         (&[("origin", "http://x"), ("invalidate_on_unsafe", "1")], "invalidate_on_unsafe"),
+        (&[("origin", "http://x"), ("graphql_operations", "Me=for-ever")], "graphql_operations"),
+        (&[("origin", "http://x"), ("graphql_types", "User=-1")], "graphql_types"),
+        (&[("origin", "http://x"), ("graphql_key_fields", "1d")], "graphql_key_fields"),
+        (&[("origin", "http://x"), ("graphql_entity_tags", "129")], "graphql_entity_tags"),
+        (&[("origin", "http://x"), ("graphql_invalidation", "purge")], "graphql_invalidation"),
     ];
     for (vars, variable) in cases {
         let e = config(vars).unwrap_err();
@@ -463,4 +468,33 @@ fn documented_variable_rows_are_read_from_tables_with_a_default_column_only() {
             ("ttl".to_string(), Some("60".to_string()), false),
         ]
     );
+}
+
+#[test]
+fn graphql_rules_are_read_and_a_bad_entry_is_named() {
+    let c = config(&[
+        ("origin", "http://x"),
+        ("graphql_operations", "GetUser=60, Search*=10, Me=never"),
+        ("graphql_types", "User=300, Cart=never"),
+        ("graphql_key_fields", "id, _id, Product=sku"),
+        ("graphql_entity_tags", "0"),
+        ("graphql_invalidation", "soft"),
+    ])
+    .unwrap();
+    assert_eq!(c.protocol.graphql_operations.rule("SearchBooks"), Some(crate::protocol::rules::RuleTtl::Seconds(10)));
+    assert_eq!(c.protocol.graphql_types.rule("Cart"), Some(crate::protocol::rules::RuleTtl::Never));
+    assert_eq!(c.protocol.graphql_key_fields, crate::protocol::entities::KeyFields::parse("id,_id,Product=sku").unwrap());
+    assert_eq!(c.protocol.graphql_entity_tags, 0);
+    assert_eq!(c.graphql_invalidation, GraphQlInvalidation::Soft);
+    let defaults = config(&[("origin", "http://x")]).unwrap();
+    assert_eq!((defaults.protocol.graphql_entity_tags, defaults.graphql_invalidation), (16, GraphQlInvalidation::Entities));
+    for (variable, value, entry) in [
+        ("graphql_operations", "GetUser=60, Me=sometimes", "Me=sometimes"),
+        ("graphql_types", "User, User=5", "User=5"),
+        ("graphql_key_fields", "id, Product=", "Product="),
+    ] {
+        let e = config(&[("origin", "http://x"), (variable, value)]).unwrap_err();
+        assert_eq!(e.variable, variable);
+        assert!(e.to_string().contains(entry), "{e}");
+    }
 }

@@ -4,11 +4,12 @@
 //! variable table against `VARIABLES`.
 
 use super::parse::{
-    BearerToken, FieldName, KeyHeaders, Number, OneOf, PathPrefix, RpcMethods, Statuses, Text, Tokens, Url, FLAG,
+    BearerToken, FieldName, KeyFieldList, KeyHeaders, Number, OneOf, PathPrefix, Rules, Statuses, Text, Tokens, Url, FLAG,
 };
 use crate::cache::mark::MAX_MARK_SECONDS;
 use crate::cache::policy::CredentialMode;
-use crate::protocol::BodyFormat;
+use crate::cache::tags::MAX_TAGS;
+use crate::protocol::{BodyFormat, GraphQlInvalidation};
 
 /// What the table says of a variable whatever its parser: what spin.toml and
 /// the documentation must agree with.
@@ -62,7 +63,7 @@ const fn secret<P>(name: &'static str, default: &'static str, parser: P, doc: &'
 }
 
 /// Every variable, in spin.toml's order.
-pub const VARIABLES: [&Row; 31] = [
+pub const VARIABLES: [&Row; 36] = [
     &ORIGIN.row,
     &DEFAULT_TTL.row,
     &ORIGIN_TIMEOUT.row,
@@ -81,6 +82,11 @@ pub const VARIABLES: [&Row; 31] = [
     &GRAPHQL_STORE_PARTIAL.row,
     &RPC_STORE_NULL.row,
     &RPC_TIP_TTL.row,
+    &GRAPHQL_OPERATIONS.row,
+    &GRAPHQL_TYPES.row,
+    &GRAPHQL_KEY_FIELDS.row,
+    &GRAPHQL_ENTITY_TAGS.row,
+    &GRAPHQL_INVALIDATION.row,
     &STALE_WHILE_REVALIDATE.row,
     &STALE_IF_ERROR.row,
     &TARGETED_CACHE_CONTROL.row,
@@ -201,8 +207,8 @@ pub const BODY_FORMAT: Var<OneOf<BodyFormat>> = var(
     "How request bodies are keyed.",
 );
 
-pub const RPC_METHODS: Var<RpcMethods> =
-    var("rpc_methods", "", RpcMethods, "JSON-RPC methods that may be cached; `*` ends a prefix.");
+pub const RPC_METHODS: Var<Rules> =
+    var("rpc_methods", "", Rules, "JSON-RPC methods that may be cached; `*` ends a prefix.");
 
 pub const GRAPHQL_STORE_PARTIAL: Var<OneOf<bool>> = var(
     "graphql_store_partial",
@@ -221,6 +227,48 @@ pub const RPC_TIP_TTL: Var<Number> = var(
     "2",
     Number::ANY,
     "Most seconds a JSON-RPC answer that follows the chain tip is kept; 0: not cached.",
+);
+
+pub const GRAPHQL_OPERATIONS: Var<Rules> = var(
+    "graphql_operations",
+    "",
+    Rules,
+    "Lifetime of a GraphQL operation's answers by its name: `name[=SECONDS|forever|never]`, `*` ends a prefix.",
+);
+
+pub const GRAPHQL_TYPES: Var<Rules> = var(
+    "graphql_types",
+    "",
+    Rules,
+    "Most seconds a GraphQL answer showing a type is kept: `Type=SECONDS` or `Type=never`.",
+);
+
+pub const GRAPHQL_KEY_FIELDS: Var<KeyFieldList> = var(
+    "graphql_key_fields",
+    "id",
+    KeyFieldList,
+    "The field that keys a GraphQL entity: names tried in order, `Type=field` per type.",
+);
+
+/// Every entity tag is one store write per miss: the default keeps a list
+/// answer's writes small, and past it the types stand in (`Type:*`). At most
+/// the tags an origin may send.
+pub const GRAPHQL_ENTITY_TAGS: Var<Number> = var(
+    "graphql_entity_tags",
+    "16",
+    Number { min: 0, max: MAX_TAGS as u64 },
+    "Most entity tags (`Type:key`) per stored GraphQL answer; past it, `Type:*`.",
+);
+
+pub const GRAPHQL_INVALIDATION: Var<OneOf<GraphQlInvalidation>> = var(
+    "graphql_invalidation",
+    "entities",
+    OneOf(&[
+        ("entities", GraphQlInvalidation::Entities),
+        ("soft", GraphQlInvalidation::Soft),
+        ("off", GraphQlInvalidation::Off),
+    ]),
+    "What a GraphQL mutation whose answer ran does to the entries showing the entities it names.",
 );
 
 pub const STALE_WHILE_REVALIDATE: Var<Number> = var(

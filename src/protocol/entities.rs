@@ -31,7 +31,7 @@ impl Default for KeyFields {
 }
 
 impl KeyFields {
-    /// Parses `graphql_entity_keys`: comma-separated field names tried in order
+    /// Parses `graphql_key_fields`: comma-separated field names tried in order
     /// (`id, _id`), and `Type=field` for a type keyed otherwise (`Product=sku`).
     /// `Err` names the bad entry.
     pub fn parse(list: &str) -> Result<Self, String> {
@@ -88,6 +88,41 @@ pub struct Entities {
     pub types: Vec<String>,
     /// Entities left out: past the cap, or over the tag length limit.
     pub dropped: usize,
+    /// The types of the entities left out (distinct, in order): each is
+    /// tagged `Type:*` instead, so that an entry is still found by a purge of
+    /// any entity of a type it may show.
+    pub dropped_types: Vec<String>,
+}
+
+/// The tag that stands for every entity of a type: an entity key is never `*`
+/// ([`escape`] writes it `%2A`).
+pub fn type_tag(type_name: &str) -> String {
+    format!("{type_name}:*")
+}
+
+impl Entities {
+    /// The entry's tags: its entities, then `Type:*` for each type that lost
+    /// one to the cap or the length limit.
+    pub fn entry_tags(&self) -> Vec<String> {
+        let fallback = self.dropped_types.iter().map(|t| type_tag(t));
+        self.tags.iter().cloned().chain(fallback).collect()
+    }
+}
+
+/// What a mutation's answer says it touched: the tags of the entries to purge.
+/// Each entity it shows (`User:2`), and for each type it shows, `Type:*` —
+/// the tag of entries that may show an entity of that type they could not
+/// name under their cap. `None`: the answer could not be read (not JSON, not a
+/// GraphQL response), so what it touched is unknown. An answer that shows no
+/// entity touches nothing that can be named: an empty list.
+/// At most `cap` entity tags.
+pub fn touched_by_mutation(answer: &[u8], keys: &KeyFields, cap: usize) -> Option<Vec<String>> {
+    let root = super::json::parse(answer).ok()?;
+    let read = super::graphql::answer_data(&root)?;
+    let found = discover(&read.data, keys, cap);
+    let mut tags = found.tags;
+    tags.extend(found.types.iter().map(|t| type_tag(t)));
+    Some(tags)
 }
 
 /// Collects the entities of `data` (the answers' `data` members), at most
@@ -118,6 +153,9 @@ fn walk(node: &Node<'_>, keys: &KeyFields, cap: usize, found: &mut Entities) {
                     if !found.tags.contains(&tag) {
                         if found.tags.len() >= cap || tag.len() > MAX_ENTITY_TAG_BYTES {
                             found.dropped += 1;
+                            if !found.dropped_types.iter().any(|t| *t == type_name) {
+                                found.dropped_types.push(type_name.to_string());
+                            }
                         } else {
                             found.tags.push(tag);
                         }
@@ -146,17 +184,37 @@ fn entity_key(object: &Node<'_>, keys: &KeyFields, type_name: &str) -> Option<St
 }
 
 /// Tags are visible ASCII without spaces or commas; `%` is escaped too so the
-/// escaping cannot be confused with a key that contains `%`.
+/// escaping cannot be confused with a key that contains `%`, and so is `*`, so
+/// that no entity's tag is its type's [`type_tag`].
 pub fn escape(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for b in key.bytes() {
-        if b.is_ascii_graphic() && b != b',' && b != b'%' {
+        if b.is_ascii_graphic() && !matches!(b, b',' | b'%' | b'*') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod mutation_tests {
+    use super::*;
+
+    #[test]
+    fn a_mutation_touches_the_entities_its_answer_shows_and_their_types() {
+        let keys = KeyFields::parse("id").unwrap();
+        let answer = br#"{"data":{"updateUser":{"__typename":"User","id":"2","name":"b","posts":[{"__typename":"Post","id":9}]}}}"#;
+        assert_eq!(touched_by_mutation(answer, &keys, 128).unwrap(), ["User:2", "Post:9", "User:*", "Post:*"]);
+        let nameless = br#"{"data":{"ping":true}}"#;
+        assert_eq!(touched_by_mutation(nameless, &keys, 128), Some(Vec::new()), "nothing it can name");
+        for unreadable in [&b"not json"[..], b"[1]", b"{\"data\":1,\"data\":2}"] {
+            assert_eq!(touched_by_mutation(unreadable, &keys, 128), None, "{}", String::from_utf8_lossy(unreadable));
+        }
+        let failed = br#"{"data":null,"errors":[{"message":"no"}]}"#;
+        assert_eq!(touched_by_mutation(failed, &keys, 128), Some(Vec::new()));
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +266,24 @@ mod tests {
         assert_eq!(got.tags, ["User:1"]);
         assert_eq!(got.dropped, 2);
         assert_eq!(got.types, ["User", "Post"]);
+        assert_eq!(got.dropped_types, ["User", "Post"]);
+        assert_eq!(got.entry_tags(), ["User:1", "User:*", "Post:*"]);
+    }
+
+    #[test]
+    fn a_type_that_lost_no_entity_is_not_tagged_by_type_and_a_cap_of_0_tags_by_type_only() {
+        let answer = r#"{"data":{"l":[{"__typename":"User","id":"1"},{"__typename":"Post","id":"3"},
+            {"__typename":"Post","id":"4"}]}}"#;
+        assert_eq!(found(answer, &KeyFields::default(), 2).entry_tags(), ["User:1", "Post:3", "Post:*"]);
+        assert_eq!(found(answer, &KeyFields::default(), 0).entry_tags(), ["User:*", "Post:*"]);
+        assert_eq!(found(answer, &KeyFields::default(), 3).entry_tags(), ["User:1", "Post:3", "Post:4"]);
+    }
+
+    #[test]
+    fn an_entity_keyed_star_is_not_its_types_tag() {
+        let answer = r#"{"data":{"a":{"__typename":"User","id":"*"},"b":{"__typename":"User","id":"a*b"}}}"#;
+        assert_eq!(tags(answer), ["User:%2A", "User:a%2Ab"]);
+        assert_ne!(tags(answer)[0], type_tag("User"));
     }
 
     #[test]
@@ -226,6 +302,7 @@ mod tests {
         let got = found(&long, &KeyFields::default(), 128);
         assert!(got.tags.is_empty());
         assert_eq!(got.dropped, 1);
+        assert_eq!(got.entry_tags(), ["User:*"]);
     }
 
     #[test]

@@ -13,11 +13,13 @@ pub mod jsonrpc;
 pub mod rules;
 
 use crate::http::digest::{hex, Digest32, FieldHasher};
+use entities::{KeyFields, MAX_ENTITY_TAG_BYTES};
 use graphql::OperationKind;
 use sha2::{Digest, Sha256};
 use json::{Node, Value};
 use jsonrpc::{IdSlot, MethodList, RpcLifetimes, RpcRefusal, RpcRequest};
 pub use rules::Limit;
+use rules::{RuleList, RuleTtl};
 
 /// `body_format`: how request bodies are keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,14 @@ pub struct ProtocolConfig {
     pub rpc_store_null: bool,
     /// `default_ttl` and `rpc_tip_ttl`, which the rules of `rpc_methods` use.
     pub rpc_lifetimes: RpcLifetimes,
+    /// `graphql_operations`: lifetimes by operation name.
+    pub graphql_operations: RuleList,
+    /// `graphql_types`: caps on the lifetime of an answer that shows a type.
+    pub graphql_types: RuleList,
+    /// `graphql_key_fields`: the field that keys an entity.
+    pub graphql_key_fields: KeyFields,
+    /// `graphql_entity_tags`: at most this many entity tags per entry.
+    pub graphql_entity_tags: usize,
 }
 
 impl Default for ProtocolConfig {
@@ -76,8 +86,24 @@ impl Default for ProtocolConfig {
             graphql_store_partial: false,
             rpc_store_null: false,
             rpc_lifetimes: RpcLifetimes { default_ttl: 60, tip_ttl: 2 },
+            graphql_operations: RuleList::default(),
+            graphql_types: RuleList::default(),
+            graphql_key_fields: KeyFields::default(),
+            graphql_entity_tags: 16,
         }
     }
+}
+
+/// `graphql_invalidation`: what a mutation whose answer ran does to the
+/// entries that show the entities its answer names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphQlInvalidation {
+    /// Purges them.
+    Entities,
+    /// Marks them stale: the next request refreshes them.
+    Soft,
+    /// Leaves them.
+    Off,
 }
 
 /// How a request body is keyed; each variant says what the caller does next.
@@ -114,6 +140,8 @@ pub enum ProtocolBypass {
     /// `variables` or `extensions`: common servers (express-graphql and others)
     /// run those instead of the body's, so the body tells nothing.
     UrlParams,
+    /// A GraphQL operation that `graphql_operations` names `=never`.
+    GraphQlRule,
 }
 
 impl ProtocolBypass {
@@ -126,6 +154,7 @@ impl ProtocolBypass {
             Self::Notification => "notification",
             Self::RpcUncacheable => "rpc-uncacheable",
             Self::UrlParams => "url-params",
+            Self::GraphQlRule => "graphql-rule",
         }
     }
 
@@ -140,8 +169,9 @@ impl ProtocolBypass {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnswerCheck {
     Nothing,
-    /// No top-level `errors` (per element of a batch).
-    GraphQl { batch: bool, persisted: Option<Persisted> },
+    /// No top-level `errors` (per element of a batch). `limit`: what the
+    /// operations' rules allow (the stricter over a batch).
+    GraphQl { batch: bool, persisted: Option<Persisted>, limit: Limit },
     /// Answers exactly these calls, none with `error`; replays get the caller's ids.
     JsonRpc(RpcRequest),
 }
@@ -151,7 +181,8 @@ impl AnswerCheck {
     pub fn limit(&self) -> Limit {
         match self {
             AnswerCheck::JsonRpc(request) => request.limit,
-            AnswerCheck::Nothing | AnswerCheck::GraphQl { .. } => Limit::default(),
+            AnswerCheck::GraphQl { limit, .. } => *limit,
+            AnswerCheck::Nothing => Limit::default(),
         }
     }
 }
@@ -179,6 +210,12 @@ pub enum AnswerRefusal {
     RpcEmpty,
     /// Not an answer in the protocol's shape (not JSON, ids that do not match).
     Invalid,
+    /// A GraphQL answer that shows a type `graphql_types` names `=never`.
+    GraphQlTypeRule,
+    /// A GraphQL answer whose entities could not all be tagged: more types lost
+    /// an entity to the cap than an entry may carry, or a type name too long
+    /// for a tag. A purge of its entities could not find it.
+    GraphQlEntities,
 }
 
 impl AnswerRefusal {
@@ -188,6 +225,8 @@ impl AnswerRefusal {
             Self::RpcError => "rpc-error",
             Self::RpcEmpty => "rpc-empty",
             Self::Invalid => "invalid-answer",
+            Self::GraphQlTypeRule => "graphql-type-rule",
+            Self::GraphQlEntities => "graphql-entities",
         }
     }
 }
@@ -216,7 +255,7 @@ pub fn key_request(
         }
         // The body is not what such a server runs: neither key nor store it.
         BodyFormat::GraphQl if graphql::url_names_operation(url_query) => Keying::Bypass(ProtocolBypass::UrlParams),
-        BodyFormat::GraphQl => graphql_request(&media, body),
+        BodyFormat::GraphQl => graphql_request(config, &media, body),
         BodyFormat::JsonRpc => {
             if !(media.is_empty() || is_json(&media)) {
                 return Keying::Bypass(ProtocolBypass::Unparsable);
@@ -248,14 +287,17 @@ fn is_json(media: &str) -> bool {
 
 /// GraphQL over HTTP: a JSON envelope (or a batch of them), or an
 /// `application/graphql` document.
-fn graphql_request(media: &str, body: &[u8]) -> Keying {
+fn graphql_request(config: &ProtocolConfig, media: &str, body: &[u8]) -> Keying {
     let unparsable = Keying::Bypass(ProtocolBypass::Unparsable);
     let mut material = Vec::with_capacity(body.len());
     if media == "application/graphql" {
         let Ok(source) = std::str::from_utf8(body) else { return unparsable };
         push_field(&mut material, b"document");
         return match field_in_place(&mut material, |m| query_into(source, None, m)) {
-            Ok(()) => Keying::Canonical { material, check: AnswerCheck::GraphQl { batch: false, persisted: None } },
+            Ok(name) => match operation_limit(config, name) {
+                Some(limit) => Keying::Canonical { material, check: AnswerCheck::GraphQl { batch: false, persisted: None, limit } },
+                None => Keying::Bypass(ProtocolBypass::GraphQlRule),
+            },
             Err(bypass) => Keying::Bypass(bypass),
         };
     }
@@ -270,25 +312,49 @@ fn graphql_request(media: &str, body: &[u8]) -> Keying {
     };
     push_field(&mut material, if batch { b"batch" } else { b"single" });
     // A batch is cached only if every operation in it is a query; the first
-    // refusal in order is reported.
+    // refusal in order is reported. A rule's `never` is reported only once
+    // every operation was read: a mutation later in the batch must still be
+    // seen as one (invalidation asks).
     let mut persisted = None;
+    let mut limit: Option<Limit> = None;
+    let mut never = false;
     for envelope in envelopes {
-        match graphql_envelope(envelope, &mut material) {
+        let name = match graphql_envelope(envelope, &mut material) {
             Err(bypass) => return Keying::Bypass(bypass),
             // A batch has no single marker to consult for a hash sent alone.
-            Ok(Some(p)) if batch && !p.proven_query => return Keying::Bypass(ProtocolBypass::PersistedQuery),
-            Ok(p) => persisted = p.filter(|_| !batch),
+            Ok((Some(p), _)) if batch && !p.proven_query => return Keying::Bypass(ProtocolBypass::PersistedQuery),
+            Ok((p, name)) => {
+                persisted = p.filter(|_| !batch);
+                name
+            }
+        };
+        match operation_limit(config, name.as_deref()) {
+            Some(op) => limit = Some(limit.map_or(op, |l| l.stricter(op, config.rpc_lifetimes.default_ttl))),
+            None => never = true,
         }
     }
-    Keying::Canonical { material, check: AnswerCheck::GraphQl { batch, persisted } }
+    if never {
+        return Keying::Bypass(ProtocolBypass::GraphQlRule);
+    }
+    Keying::Canonical { material, check: AnswerCheck::GraphQl { batch, persisted, limit: limit.unwrap_or_default() } }
+}
+
+/// What `graphql_operations` allows an operation's answer; `None`: `never`.
+/// An anonymous operation has no name to match: only a `*` entry governs it.
+fn operation_limit(config: &ProtocolConfig, name: Option<&str>) -> Option<Limit> {
+    match config.graphql_operations.rule(name.unwrap_or("")) {
+        Some(ttl) => ttl.limit(),
+        None => Some(Limit::default()),
+    }
 }
 
 /// Appends one `{query, operationName, variables, extensions}` envelope's key
 /// material: the canonical document (or, for a persisted query, the word
 /// `persisted`: its hash stands for the document), then every other member in
 /// canonical JSON (so `operationName`, `variables`, `extensions` and anything
-/// unknown count).
-fn graphql_envelope(envelope: &Node<'_>, material: &mut Vec<u8>) -> Result<Option<Persisted>, ProtocolBypass> {
+/// unknown count). Also returns the operation's name: the one the document's
+/// selected operation has, or for a hash alone `operationName`.
+fn graphql_envelope(envelope: &Node<'_>, material: &mut Vec<u8>) -> Result<(Option<Persisted>, Option<String>), ProtocolBypass> {
     let Value::Object(_) = envelope.value else { return Err(ProtocolBypass::Unparsable) };
     let member = |name| envelope.value.member(name).map_err(|_| ProtocolBypass::Unparsable);
     let operation_name = match member("operationName")? {
@@ -306,10 +372,10 @@ fn graphql_envelope(envelope: &Node<'_>, material: &mut Vec<u8>) -> Result<Optio
         None | Some(Node { value: Value::Null, .. }) => None,
         Some(_) => return Err(ProtocolBypass::Unparsable),
     };
-    let persisted = match (query, &hash) {
+    let (persisted, name) = match (query, &hash) {
         (Some(query), None) => {
-            field_in_place(material, |m| query_into(&query, operation_name.as_deref(), m))?;
-            None
+            let name = field_in_place(material, |m| query_into(&query, operation_name.as_deref(), m))?;
+            (None, name.map(str::to_string))
         }
         (Some(query), Some(hash)) => {
             // Apollo: the hash is the SHA-256 of the query text as sent. One that
@@ -317,20 +383,21 @@ fn graphql_envelope(envelope: &Node<'_>, material: &mut Vec<u8>) -> Result<Optio
             if hex(&Sha256::digest(query.as_bytes())) != *hash {
                 return Err(ProtocolBypass::Unparsable);
             }
-            query_into(&query, operation_name.as_deref(), &mut Vec::new())?;
+            let name = query_into(&query, operation_name.as_deref(), &mut Vec::new())?.map(str::to_string);
             push_field(material, b"persisted");
-            Some(Persisted { marker: marker(hash, operation_name.as_deref()), proven_query: true })
+            (Some(Persisted { marker: marker(hash, operation_name.as_deref()), proven_query: true }), name)
         }
         (None, Some(hash)) => {
             push_field(material, b"persisted");
-            Some(Persisted { marker: marker(hash, operation_name.as_deref()), proven_query: false })
+            let persisted = Persisted { marker: marker(hash, operation_name.as_deref()), proven_query: false };
+            (Some(persisted), operation_name.as_deref().map(str::to_string))
         }
         (None, None) => return Err(ProtocolBypass::Unparsable),
     };
     field_in_place(material, |m| {
         json::write_canonical_except(&envelope.value, "query", m).map_err(|_| ProtocolBypass::Unparsable)
     })?;
-    Ok(persisted)
+    Ok((persisted, name))
 }
 
 /// `extensions.persistedQuery.sha256Hash` in lower case, if the envelope has one.
@@ -357,11 +424,13 @@ fn marker(hash: &str, operation_name: Option<&str>) -> Digest32 {
     h.finish()
 }
 
-/// Appends the canonical document if the operation it executes is a query.
-fn query_into(source: &str, operation_name: Option<&str>, out: &mut Vec<u8>) -> Result<(), ProtocolBypass> {
+/// Appends the canonical document if the operation it executes is a query,
+/// and returns that operation's name.
+fn query_into<'s>(source: &'s str, operation_name: Option<&str>, out: &mut Vec<u8>) -> Result<Option<&'s str>, ProtocolBypass> {
     let (operations, _) = graphql::read_into(source, out).map_err(|_| ProtocolBypass::Unparsable)?;
-    match graphql::select(&operations, operation_name).map_err(|_| ProtocolBypass::Unparsable)?.kind {
-        OperationKind::Query => Ok(()),
+    let selected = graphql::select(&operations, operation_name).map_err(|_| ProtocolBypass::Unparsable)?;
+    match selected.kind {
+        OperationKind::Query => Ok(selected.name),
         OperationKind::Mutation | OperationKind::Subscription => Err(ProtocolBypass::Mutation),
     }
 }
@@ -373,19 +442,36 @@ fn push_field(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends one length-prefixed field that `write` appends in place.
-fn field_in_place<E>(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+fn field_in_place<T, E>(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> Result<T, E>) -> Result<T, E> {
     let at = out.len();
     out.extend_from_slice(&[0; 8]);
-    write(out)?;
+    let written = write(out)?;
     let len = (out.len() - at - 8) as u64;
     out[at..at + 8].copy_from_slice(&len.to_be_bytes());
-    Ok(())
+    Ok(written)
 }
 
-/// Decides whether an answer may be stored; for JSON-RPC, also where its ids sit.
-pub fn check_answer(config: &ProtocolConfig, check: &AnswerCheck, body: &[u8]) -> Result<Vec<IdSlot>, AnswerRefusal> {
+/// What an answer that may be stored brings to its entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerFacts {
+    /// Where a JSON-RPC answer's ids sit.
+    pub id_slots: Vec<IdSlot>,
+    /// A GraphQL answer's entity tags (`Type:key`, and `Type:*` past the cap).
+    pub tags: Vec<String>,
+    /// The most seconds `graphql_types` lets the answer be fresh: the smallest
+    /// rule over the types it shows; `None`: no bound.
+    pub cap: Option<u64>,
+}
+
+/// Most `Type:*` tags one entry carries, as for an origin's tags.
+const MAX_TYPE_TAGS: usize = 128;
+
+/// Decides whether an answer may be stored; for JSON-RPC, also where its ids
+/// sit, for GraphQL what its data shows (its entity tags, its types' cap).
+/// Runs on misses only, after the client has the answer.
+pub fn check_answer(config: &ProtocolConfig, check: &AnswerCheck, body: &[u8]) -> Result<AnswerFacts, AnswerRefusal> {
     match check {
-        AnswerCheck::Nothing => Ok(Vec::new()),
+        AnswerCheck::Nothing => Ok(AnswerFacts::default()),
         AnswerCheck::GraphQl { batch, .. } => {
             let root = json::parse(body).map_err(|_| AnswerRefusal::Invalid)?;
             let answers: Vec<&Node<'_>> = match (&root.value, batch) {
@@ -396,14 +482,39 @@ pub fn check_answer(config: &ProtocolConfig, check: &AnswerCheck, body: &[u8]) -
             for answer in answers {
                 graphql_answer(&answer.value, config.graphql_store_partial)?;
             }
-            Ok(Vec::new())
+            let data = graphql::answer_data(&root).ok_or(AnswerRefusal::Invalid)?.data;
+            graphql_facts(config, &data)
         }
-        AnswerCheck::JsonRpc(request) => jsonrpc::check_answer(request, body, config.rpc_store_null).map_err(|e| match e {
-            jsonrpc::AnswerRefusal::Error => AnswerRefusal::RpcError,
-            jsonrpc::AnswerRefusal::Null => AnswerRefusal::RpcEmpty,
-            jsonrpc::AnswerRefusal::Mismatch => AnswerRefusal::Invalid,
-        }),
+        AnswerCheck::JsonRpc(request) => match jsonrpc::check_answer(request, body, config.rpc_store_null) {
+            Ok(id_slots) => Ok(AnswerFacts { id_slots, ..AnswerFacts::default() }),
+            Err(jsonrpc::AnswerRefusal::Error) => Err(AnswerRefusal::RpcError),
+            Err(jsonrpc::AnswerRefusal::Null) => Err(AnswerRefusal::RpcEmpty),
+            Err(jsonrpc::AnswerRefusal::Mismatch) => Err(AnswerRefusal::Invalid),
+        },
     }
+}
+
+/// The entity tags and the type rules' cap of a GraphQL answer's `data`.
+fn graphql_facts(config: &ProtocolConfig, data: &[&Node<'_>]) -> Result<AnswerFacts, AnswerRefusal> {
+    let found = entities::discover(data, &config.graphql_key_fields, config.graphql_entity_tags);
+    // Past the cap an entry is found by `Type:*`: each must fit a tag, and
+    // their number is bounded as an origin's tags are.
+    let type_tags_fit = found.dropped_types.len() <= MAX_TYPE_TAGS
+        && found.dropped_types.iter().all(|t| entities::type_tag(t).len() <= MAX_ENTITY_TAG_BYTES);
+    if !type_tags_fit {
+        return Err(AnswerRefusal::GraphQlEntities);
+    }
+    let mut cap: Option<u64> = None;
+    for type_name in &found.types {
+        match config.graphql_types.rule(type_name) {
+            Some(RuleTtl::Never) => return Err(AnswerRefusal::GraphQlTypeRule),
+            Some(RuleTtl::Seconds(n)) => cap = Some(cap.map_or(u64::from(n), |c| c.min(u64::from(n)))),
+            // A bare name or `forever` bounds nothing: the origin and the
+            // operation's rule decide.
+            Some(RuleTtl::Default | RuleTtl::Forever) | None => {}
+        }
+    }
+    Ok(AnswerFacts { id_slots: Vec::new(), tags: found.entry_tags(), cap })
 }
 
 /// GraphQL spec §7.1: a response with a non-empty `errors` list is not stored,

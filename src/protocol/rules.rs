@@ -1,6 +1,7 @@
 //! Compact rules written in one variable: `name`, `name=SECONDS`,
 //! `name=forever` or `name=never`, comma-separated, a name exact or a prefix
-//! ending in `*`. `rpc_methods` is one (JSON-RPC methods).
+//! ending in `*`. `rpc_methods` (JSON-RPC methods), `graphql_operations`
+//! (operation names) and `graphql_types` (`__typename`s) are written so.
 
 /// How long answers may be kept, by the entry that names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +34,13 @@ impl RuleList {
                 Some((name, ttl)) => (name.trim(), parse_ttl(entry, ttl.trim())?),
             };
             if name.is_empty() {
-                return Err(format!("{entry:?}: the method name is missing before `=`"));
+                return Err(format!("{entry:?}: the name is missing before `=`"));
             }
             if name.strip_suffix('*').unwrap_or(name).contains('*') {
                 return Err(format!("{entry:?}: `*` may only end a name"));
             }
             if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control() || *c == '"') {
-                return Err(format!("{entry:?}: {c:?} cannot be part of a method name"));
+                return Err(format!("{entry:?}: {c:?} cannot be part of a name"));
             }
             if rules.iter().any(|(seen, _): &(String, RuleTtl)| seen == name) {
                 return Err(format!("{entry:?}: `{name}` is listed twice"));

@@ -195,20 +195,21 @@ fn persisted_mutations_and_wrong_hashes_are_never_proven() {
 #[test]
 fn graphql_answers_with_errors_are_not_stored_unless_partial_results_may_be() {
     let mut cfg = config(BodyFormat::GraphQl);
-    let single = AnswerCheck::GraphQl { batch: false, persisted: None };
+    let single = AnswerCheck::GraphQl { batch: false, persisted: None, limit: Limit::default() };
     let check = |cfg: &ProtocolConfig, c: &AnswerCheck, body: &str| check_answer(cfg, c, body.as_bytes());
-    assert_eq!(check(&cfg, &single, r#"{"data":{"a":1}}"#), Ok(vec![]));
-    assert_eq!(check(&cfg, &single, r#"{"data":{"a":1},"errors":[]}"#), Ok(vec![]));
+    let stored = Ok(AnswerFacts::default());
+    assert_eq!(check(&cfg, &single, r#"{"data":{"a":1}}"#), stored);
+    assert_eq!(check(&cfg, &single, r#"{"data":{"a":1},"errors":[]}"#), stored);
     let partial = r#"{"data":{"a":null},"errors":[{"message":"x"}]}"#;
     let failed = r#"{"data":null,"errors":[{"message":"x"}]}"#;
     assert_eq!(check(&cfg, &single, partial), Err(AnswerRefusal::GraphQlErrors));
     assert_eq!(check(&cfg, &single, failed), Err(AnswerRefusal::GraphQlErrors));
     assert_eq!(check(&cfg, &single, "<html>"), Err(AnswerRefusal::Invalid));
-    let batch = AnswerCheck::GraphQl { batch: true, persisted: None };
+    let batch = AnswerCheck::GraphQl { batch: true, persisted: None, limit: Limit::default() };
     assert_eq!(check(&cfg, &batch, &format!(r#"[{{"data":{{}}}},{failed}]"#)), Err(AnswerRefusal::GraphQlErrors));
     assert_eq!(check(&cfg, &batch, r#"{"data":{}}"#), Err(AnswerRefusal::Invalid));
     cfg.graphql_store_partial = true;
-    assert_eq!(check(&cfg, &single, partial), Ok(vec![]));
+    assert_eq!(check(&cfg, &single, partial), stored);
     assert_eq!(check(&cfg, &single, failed), Err(AnswerRefusal::GraphQlErrors));
 }
 
@@ -230,7 +231,7 @@ fn jsonrpc_answers_are_checked_against_their_calls() {
     let Keying::Canonical { check, .. } = key_request(&cfg, "", JSON, false, br#"{"jsonrpc":"2.0","id":7,"method":"eth_chainId"}"#) else {
         panic!()
     };
-    assert_eq!(check_answer(&cfg, &check, br#"{"jsonrpc":"2.0","id":7,"result":"0x1"}"#).unwrap().len(), 1);
+    assert_eq!(check_answer(&cfg, &check, br#"{"jsonrpc":"2.0","id":7,"result":"0x1"}"#).unwrap().id_slots.len(), 1);
     assert_eq!(
         check_answer(&cfg, &check, br#"{"jsonrpc":"2.0","id":7,"error":{"code":1}}"#),
         Err(AnswerRefusal::RpcError)
@@ -276,5 +277,95 @@ fn a_jsonrpc_null_result_is_not_stored_unless_rpc_store_null() {
     assert_eq!(check_answer(&cfg, &check, pending), Err(AnswerRefusal::RpcEmpty));
     assert_eq!(AnswerRefusal::RpcEmpty.detail(), "rpc-empty");
     cfg.rpc_store_null = true;
-    assert_eq!(check_answer(&cfg, &check, pending).unwrap().len(), 1);
+    assert_eq!(check_answer(&cfg, &check, pending).unwrap().id_slots.len(), 1);
+}
+
+fn graphql_config(operations: &str, types: &str) -> ProtocolConfig {
+    ProtocolConfig {
+        graphql_operations: RuleList::parse(operations).unwrap(),
+        graphql_types: RuleList::parse(types).unwrap(),
+        ..config(BodyFormat::GraphQl)
+    }
+}
+
+fn graphql_keying(cfg: &ProtocolConfig, content_type: Option<&[u8]>, body: &str) -> Result<Limit, ProtocolBypass> {
+    match key_request(cfg, "", content_type, false, body.as_bytes()) {
+        Keying::Canonical { check: check @ AnswerCheck::GraphQl { .. }, .. } => Ok(check.limit()),
+        Keying::Bypass(reason) => Err(reason),
+        other => panic!("{body}: {other:?}"),
+    }
+}
+
+#[test]
+fn an_operations_rule_is_found_by_its_name_or_operation_name() {
+    let cfg = graphql_config("GetUser=60, Search*=10, Me=never", "");
+    let sixty = Limit { when_silent: Some(60), at_most: Some(60) };
+    let keyed = |body: &str| graphql_keying(&cfg, JSON, body);
+    assert_eq!(keyed(&gql("query GetUser { user { id } }")), Ok(sixty));
+    assert_eq!(keyed(&gql("query SearchBooks { books { id } }")), Ok(Limit { when_silent: Some(10), at_most: Some(10) }));
+    assert_eq!(keyed(&gql("query Other { a }")), Ok(Limit::default()), "no rule: default_ttl and the origin");
+    assert_eq!(keyed(&gql("{ me { id } }")), Ok(Limit::default()), "anonymous: only `*` matches");
+    assert_eq!(keyed(&gql("query Me { me { id } }")), Err(ProtocolBypass::GraphQlRule));
+    assert_eq!(ProtocolBypass::GraphQlRule.detail(), "graphql-rule");
+    // The operation the server runs is the one `operationName` selects.
+    let two = r#"{"query":"query GetUser { user { id } } query Me { me { id } }","operationName":"GetUser"}"#;
+    assert_eq!(keyed(two), Ok(sixty));
+    assert_eq!(keyed(&two.replace(r#""GetUser"}"#, r#""Me"}"#)), Err(ProtocolBypass::GraphQlRule));
+    // A document sent as application/graphql.
+    assert_eq!(graphql_keying(&cfg, Some(b"application/graphql"), "query Me { me { id } }"), Err(ProtocolBypass::GraphQlRule));
+    // A persisted query sent by its hash alone is known by its operationName.
+    let hash = sha256_hex("query Q { a }");
+    let cfg_q = graphql_config("Q=never", "");
+    assert_eq!(graphql_keying(&cfg_q, JSON, &apq(None, &hash)), Err(ProtocolBypass::GraphQlRule));
+    assert_eq!(graphql_keying(&cfg_q, JSON, &apq(Some("query Q { a }"), &hash)), Err(ProtocolBypass::GraphQlRule));
+    // `*` alone governs every operation, anonymous ones too.
+    let all = graphql_config("*=5", "");
+    assert_eq!(graphql_keying(&all, JSON, &gql("{ a }")), Ok(Limit { when_silent: Some(5), at_most: Some(5) }));
+}
+
+#[test]
+fn a_batch_is_kept_as_its_strictest_operation_allows_and_a_mutation_in_it_is_still_one() {
+    let cfg = graphql_config("A=60, B=10, N=never", "");
+    let batch = |ops: &[&str]| format!("[{}]", ops.iter().map(|q| gql(q)).collect::<Vec<_>>().join(","));
+    let ten = Limit { when_silent: Some(10), at_most: Some(10) };
+    assert_eq!(graphql_keying(&cfg, JSON, &batch(&["query A { a }", "query B { b }"])), Ok(ten));
+    assert_eq!(graphql_keying(&cfg, JSON, &batch(&["query A { a }", "query N { n }"])), Err(ProtocolBypass::GraphQlRule));
+    assert_eq!(
+        graphql_keying(&cfg, JSON, &batch(&["query N { n }", "mutation M { m }"])),
+        Err(ProtocolBypass::Mutation),
+        "a never rule must not hide a mutation"
+    );
+}
+
+#[test]
+fn a_graphql_answer_brings_its_entity_tags_and_its_types_cap() {
+    let cfg = ProtocolConfig { graphql_entity_tags: 2, ..graphql_config("", "User=300, Post=30, Cart=never, Tag=forever") };
+    let single = AnswerCheck::GraphQl { batch: false, persisted: None, limit: Limit::default() };
+    let check = |cfg: &ProtocolConfig, body: &str| check_answer(cfg, &single, body.as_bytes());
+    let answer = r#"{"data":{"me":{"__typename":"User","id":"1","posts":[{"__typename":"Post","id":"7"},{"__typename":"Post","id":"8"}]}}}"#;
+    let facts = check(&cfg, answer).unwrap();
+    assert_eq!(facts.tags, ["User:1", "Post:7", "Post:*"]);
+    assert_eq!(facts.cap, Some(30), "the smallest rule over the types found");
+    assert!(facts.id_slots.is_empty());
+    let users = r#"{"data":{"u":{"__typename":"User","id":"1"},"t":{"__typename":"Tag","id":"x"}}}"#;
+    assert_eq!(check(&cfg, users).unwrap().cap, Some(300));
+    assert_eq!(check(&cfg, r#"{"data":{"t":{"__typename":"Tag","id":"x"}}}"#).unwrap().cap, None);
+    let cart = r#"{"data":{"me":{"__typename":"User","id":"1","cart":{"__typename":"Cart"}}}}"#;
+    assert_eq!(check(&cfg, cart), Err(AnswerRefusal::GraphQlTypeRule), "a type without a key counts too");
+    assert_eq!(AnswerRefusal::GraphQlTypeRule.detail(), "graphql-type-rule");
+    // Errors keep an answer out before its data is read.
+    assert_eq!(check(&cfg, r#"{"data":null,"errors":[{"message":"x"}]}"#), Err(AnswerRefusal::GraphQlErrors));
+}
+
+#[test]
+fn an_answer_whose_entities_cannot_all_be_tagged_is_not_stored() {
+    let cfg = ProtocolConfig { graphql_entity_tags: 0, ..config(BodyFormat::GraphQl) };
+    let single = AnswerCheck::GraphQl { batch: false, persisted: None, limit: Limit::default() };
+    let objects: Vec<String> = (0..=MAX_TYPE_TAGS).map(|i| format!(r#"{{"__typename":"T{i}","id":"1"}}"#)).collect();
+    let many = format!(r#"{{"data":{{"l":[{}]}}}}"#, objects.join(","));
+    assert_eq!(check_answer(&cfg, &single, many.as_bytes()), Err(AnswerRefusal::GraphQlEntities));
+    let fewer = format!(r#"{{"data":{{"l":[{}]}}}}"#, objects[..MAX_TYPE_TAGS].join(","));
+    assert_eq!(check_answer(&cfg, &single, fewer.as_bytes()).unwrap().tags.len(), MAX_TYPE_TAGS);
+    let long_type = format!(r#"{{"data":{{"a":{{"__typename":"{}","id":"1"}}}}}}"#, "T".repeat(127));
+    assert_eq!(check_answer(&cfg, &single, long_type.as_bytes()), Err(AnswerRefusal::GraphQlEntities));
 }

@@ -10,7 +10,12 @@
 //! purge that finds its epoch overwritten (a writer that read the index before
 //! the purge wrote it back afterwards) takes the entries it finds then too.
 //! What is left is a request that takes longer than the settle delay between
-//! reading an index and writing it back.
+//! reading an index and writing it back, and a writer that found its line
+//! already there (a refresh of an indexed entry) while a purge took it: such a
+//! writer does not check (most misses of a warm cache are refreshes, and each
+//! check keeps the instance for the delay), so a refresh whose fetch overlaps
+//! a purge can keep its answer, as a fetch in flight during a purge can in any
+//! cache.
 
 use super::respond::log_store_error;
 use crate::cache::index::{self, Added, Check, Index};
@@ -32,6 +37,9 @@ pub struct Line {
     /// The tag, for a marker if the index turns out full; `None` for a URL's.
     pub tag: Option<String>,
     pub max_lines: usize,
+    /// This request wrote the index (the line was new): another request may
+    /// have overwritten it meanwhile.
+    pub wrote: bool,
 }
 
 /// Adds the entry under `entry_key` to the indexes of `tags` and of its URL,
@@ -51,13 +59,14 @@ pub fn add_entry(
     let mut lines = Vec::with_capacity(tags.len() + 1);
     let indexes = tags.iter().map(|t| (tag_index_key(t), Some(t.clone()))).chain(uri_index_key_of(entry_key).map(|u| (u, None)));
     for (key, tag) in indexes {
-        let epoch = add_line(store, &key, line, tag.as_deref(), entry_key, marker, max_lines, now, new_epoch)?;
-        lines.push(Line { index: key, epoch, line: line.to_string(), tag, max_lines });
+        let (epoch, wrote) = add_line(store, &key, line, tag.as_deref(), entry_key, marker, max_lines, now, new_epoch)?;
+        lines.push(Line { index: key, epoch, line: line.to_string(), tag, max_lines, wrote });
     }
     Ok(lines)
 }
 
-/// Reads, changes and writes back one index; returns the epoch it holds.
+/// Reads, changes and writes back one index; returns the epoch it holds and
+/// whether it was written.
 #[allow(clippy::too_many_arguments)]
 fn add_line(
     store: &impl Store,
@@ -69,13 +78,14 @@ fn add_line(
     max_lines: usize,
     now: u64,
     new_epoch: u64,
-) -> Result<u64, StoreError> {
+) -> Result<(u64, bool), StoreError> {
     let mut index = match store.get(key)? {
         Some(bytes) => Index::decode(&bytes),
         None => Index::new(new_epoch, now),
     };
     let added = index.add(line, max_lines);
-    if matches!(added, Added::Added | Added::Full { became: true }) {
+    let wrote = matches!(added, Added::Added | Added::Full { became: true });
+    if wrote {
         index.written = now;
         store.set(key, &index.encode())?;
     }
@@ -84,7 +94,7 @@ fn add_line(
             store.set(&marker_key, marker)?;
         }
     }
-    Ok(index.epoch)
+    Ok((index.epoch, wrote))
 }
 
 /// After the response and the settle delay: whether every index still names
@@ -106,6 +116,7 @@ pub fn still_indexed(store: &impl Store, entry_key: &str, lines: &[Line], marker
             Check::Lost => {
                 let readded =
                     add_line(store, &line.index, &line.line, line.tag.as_deref(), entry_key, marker, line.max_lines, now, line.epoch);
+                let readded = readded.map(|_| ());
                 if let Err(e) = readded {
                     log_store_error("set", &e);
                     return false;

@@ -8,7 +8,9 @@ use super::admin::{purge_keys, recheck, Failed, Purged};
 use super::flow::ClientRequest;
 use super::forward::Answered;
 use crate::admin::purge::{PurgeRequest, Target};
-use crate::cache::invalidation::invalidated_paths;
+use crate::cache::invalidation::{invalidated_paths, non_error};
+use crate::cache::tags::MAX_TAGS;
+use crate::protocol::{entities, graphql, GraphQlInvalidation};
 use crate::config::Config;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
@@ -28,11 +30,67 @@ pub async fn forget_urls<B, S: Store, R: Runtime>(
     open_store: impl FnOnce() -> Result<S, StoreError>,
     runtime: &R,
 ) -> u64 {
+    let (targets, what) = url_targets(request, answered);
+    match open_store() {
+        Ok(store) => forget(config, now, &request.authority, targets, false, &store, runtime, &what).await,
+        Err(e) => {
+            eprintln!("post-cache: invalidation by {what} skipped: key-value store: {e}");
+            0
+        }
+    }
+}
+
+fn url_targets<B>(request: &ClientRequest<B>, answered: &Answered) -> (Vec<Target>, String) {
     let path = request.path_with_query.split('?').next().unwrap_or("/");
     let paths = invalidated_paths(&request.authority, path, &answered.locations);
     let targets = paths.into_iter().map(|p| Target::Url { host: None, path: p, query: None }).collect();
-    let what = format!("{} {path}", request.method);
-    forget(config, now, &request.authority, targets, false, open_store, runtime, &what).await
+    (targets, format!("{} {path}", request.method))
+}
+
+/// After a GraphQL mutation's answer: if it ran (non-null `data`, a 2xx or
+/// 3xx status), the entries showing the entities it touched are purged (softly
+/// with `graphql_invalidation = "soft"`), and with `invalidate_on_mutation`
+/// every entry of its endpoint. An answer that could not be read (over the
+/// capture bound, compressed, broken) names no entity: only the endpoint-wide
+/// invalidation, when on, covers it.
+pub async fn after_mutation<B, S: Store, R: Runtime>(
+    config: &Config,
+    now: u64,
+    request: &ClientRequest<B>,
+    answered: &Answered,
+    open_store: impl FnOnce() -> Result<S, StoreError>,
+    runtime: &R,
+) -> u64 {
+    let body = answered.body.as_deref();
+    if !(graphql::mutation_ran(body) && non_error(answered.status)) {
+        return 0;
+    }
+    let mut targets = Vec::new();
+    let soft = config.graphql_invalidation == GraphQlInvalidation::Soft;
+    if config.graphql_invalidation != GraphQlInvalidation::Off {
+        let keys = &config.protocol.graphql_key_fields;
+        match body.and_then(|b| entities::touched_by_mutation(b, keys, MAX_TAGS)) {
+            Some(tags) if !tags.is_empty() => targets.push(Target::Tags(tags)),
+            Some(_) => {}
+            None => eprintln!("post-cache: a mutation's answer could not be read; no entity is invalidated"),
+        }
+    }
+    if targets.is_empty() && !config.invalidate_on_mutation {
+        return 0;
+    }
+    let store = match open_store() {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("post-cache: invalidation after a mutation skipped: key-value store: {e}");
+            return 0;
+        }
+    };
+    let mut forgotten = forget(config, now, &request.authority, targets, soft, &store, runtime, "a mutation's entities").await;
+    if config.invalidate_on_mutation {
+        let (urls, what) = url_targets(request, answered);
+        forgotten += forget(config, now, &request.authority, urls, false, &store, runtime, &what).await;
+    }
+    forgotten
 }
 
 /// Purges each target in turn, through as many rounds as its bound needs (up
@@ -44,27 +102,20 @@ pub async fn forget<S: Store, R: Runtime>(
     authority: &str,
     targets: Vec<Target>,
     soft: bool,
-    open_store: impl FnOnce() -> Result<S, StoreError>,
+    store: &S,
     runtime: &R,
     what: &str,
 ) -> u64 {
-    let store = match open_store() {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("post-cache: invalidation by {what} skipped: key-value store: {e}");
-            return 0;
-        }
-    };
     let mut total = 0;
     for target in targets {
         let mut purge = PurgeRequest { target, soft, resume_after: None };
         for _ in 0..MAX_ROUNDS {
             // An invalidation does not list the store for a URL without an
             // index: most unsafe requests are to URLs with nothing stored.
-            match purge_keys(config, now, authority, &purge, &store, runtime, false).await {
+            match purge_keys(config, now, authority, &purge, store, runtime, false).await {
                 Ok(Purged { purged, resume, written }) => {
                     total += purged;
-                    match recheck(&store, runtime, now, &written).await {
+                    match recheck(store, runtime, now, &written).await {
                         Ok(more) => total += more,
                         Err(e) => eprintln!("post-cache: invalidation by {what}: a second look at its indexes failed: {e}"),
                     }

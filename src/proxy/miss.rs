@@ -14,12 +14,12 @@ use crate::body::{BodySink, BodySource, Client};
 use crate::cache::{conditional, sweep, tags};
 use crate::cache::freshness::stands_in_for_errors;
 use crate::cache::outcome::{Fwd, Outcome};
-use crate::cache::policy::{decide_response, NotStoredReason, Storability, StoragePolicy};
+use crate::cache::policy::{bound_by_answer, decide_response, NotStoredReason, Storability, StoragePolicy};
 use crate::cache::record::{RecordBuilder, RecordMeta, StaleWindows};
 use crate::config::Config;
 use crate::http::headers::{self, HeaderList};
 use crate::origin::{Origin, OriginError, OriginResponse};
-use crate::protocol::{self, Limit};
+use crate::protocol::{self, AnswerFacts, Limit};
 
 /// RFC 5861 §4: the errors stale-if-error covers: "An error is any situation
 /// that would result in a 500, 502, 503, or 504 HTTP response status code being
@@ -112,6 +112,26 @@ impl<E: Env> Flow<'_, E> {
                 self.capture(Entry { meta, fwd, held }, response, client).await
             }
         }
+    }
+
+    /// Checks a captured answer as the body format requires, and bounds its
+    /// entry's freshness by what the answer shows (the GraphQL type rules):
+    /// the entry to store and what the answer brings to it.
+    pub fn checked<'h>(
+        &self,
+        entry: &Entry<'h>,
+        body: &[u8],
+        stored_headers: &[(String, Vec<u8>)],
+    ) -> Result<(Entry<'h>, AnswerFacts), NotStoredReason> {
+        let answer = protocol::check_answer(&self.config.protocol, &self.keyed.check, body).map_err(NotStoredReason::Answer)?;
+        let meta = match answer.cap {
+            None => entry.meta.clone(),
+            Some(cap) => {
+                let policy = storage_policy(self.config, self.keyed.check.limit());
+                bound_by_answer(&entry.meta, stored_headers, &policy, cap).ok_or(NotStoredReason::Stale)?
+            }
+        };
+        Ok((Entry { meta, fwd: entry.fwd, held: entry.held }, answer))
     }
 
     /// The record head for a storable answer to this request.
@@ -236,20 +256,21 @@ impl<E: Env> Flow<'_, E> {
                 Teed::Overflowed | Teed::Failed => self.abandon(&entry),
             };
         }
-        let id_slots = match protocol::check_answer(&config.protocol, &self.keyed.check, builder.body()) {
-            Ok(slots) => slots,
-            Err(refusal) => {
+        let (bounded, answer) = match self.checked(&entry, builder.body(), &stored_headers) {
+            Ok(checked) => checked,
+            Err(reason) => {
                 let stored = self.abandon(&entry);
-                let outcome = Outcome::Forwarded { fwd: entry.fwd, stored: Err(NotStoredReason::Answer(refusal)) };
+                let outcome = Outcome::Forwarded { fwd: entry.fwd, stored: Err(reason) };
                 whole(client, entry.meta.status, head, builder.body(), outcome).await;
                 return stored;
             }
         };
+        builder.set_freshness(&bounded.meta);
         // The client first: its answer is complete, and a store write (milliseconds
         // on a hosted KV) need not stand between it and the client. Spin keeps the
         // instance running until the handler returns, so the write still happens.
         whole(client, entry.meta.status, head, builder.body(), Outcome::Storing { fwd: entry.fwd }).await;
-        self.store(&entry, builder, &id_slots, &stored_headers, &[])
+        self.store(&bounded, builder, &answer.id_slots, &stored_headers, &answer.tags)
     }
 }
 

@@ -42,6 +42,7 @@ use crate::cache::invalidation;
 use crate::cache::outcome::{Fwd, Outcome};
 use crate::cache::policy::{decide_request, BypassReason, RequestDecision};
 use crate::config::Config;
+use crate::protocol::GraphQlInvalidation;
 use crate::http::headers;
 use crate::origin::Origin;
 use crate::runtime::Runtime;
@@ -107,19 +108,16 @@ pub async fn handle<B, S, O, C, R>(
         }
         Err(keying::NotKeyed::Bypass(body, reason)) => {
             let outcome = Outcome::Bypass(BypassReason::Protocol(reason));
-            // A GraphQL mutation writes behind its endpoint; forgetting every
-            // query of the endpoint is opt-in, and only for a mutation whose
-            // answer (read as it is relayed) shows that it ran.
-            if !(reason.may_mutate() && config.invalidate_on_mutation) {
+            // A GraphQL mutation writes behind its endpoint: its answer (read as
+            // it is relayed) says whether it ran and which entities it touched.
+            let by_entities = config.graphql_invalidation != GraphQlInvalidation::Off;
+            if !(reason.may_mutate() && (by_entities || config.invalidate_on_mutation)) {
                 forward::buffered(config, &request, &body, origin, client, outcome).await;
                 return;
             }
             let answered = forward::buffered_reading(config, &request, &body, origin, client, outcome).await;
             if let Some(answered) = answered {
-                let ran = crate::protocol::graphql::mutation_ran(answered.body.as_deref());
-                if ran && invalidation::non_error(answered.status) {
-                    invalidate::forget_urls(config, now, &request, &answered, open_store, runtime).await;
-                }
+                invalidate::after_mutation(config, now, &request, &answered, open_store, runtime).await;
             }
             return;
         }

@@ -53,8 +53,12 @@ impl Retired {
         Retired { segments: self.segments.or(other.segments), indexed: self.indexed.or(other.indexed) }
     }
 
-    /// The same, with the written entry's index lines to check.
+    /// The same, with the written entry's index lines to check — if this
+    /// request wrote any index (a line it found there is not checked).
     pub fn indexing(self, indexed: Indexed) -> Retired {
+        if !indexed.lines.iter().any(|l| l.wrote) {
+            return self;
+        }
         Retired { indexed: Some(Box::new(indexed)), ..self }
     }
 }

@@ -16,7 +16,7 @@ use crate::cache::record::{self, Record, RecordBuilder, RecordMeta, Sealed};
 use crate::cache::{sweep, tags};
 use crate::http::headers::HeaderList;
 use crate::protocol::jsonrpc::IdSlot;
-use crate::protocol::{self, AnswerCheck, Persisted};
+use crate::protocol::{AnswerCheck, Persisted};
 use crate::store::{Store, StoreError};
 
 /// What a fetch did to the key: whether the answer was stored, and the
@@ -63,11 +63,14 @@ impl<E: Env> Flow<'_, E> {
 
     /// Checks a captured answer as the body format requires (the client has it
     /// already), then stores it.
-    pub fn check_and_store(&self, entry: &Entry<'_>, builder: RecordBuilder, stored_headers: &[(String, Vec<u8>)]) -> Stored {
-        match protocol::check_answer(&self.config.protocol, &self.keyed.check, builder.body()) {
-            Ok(id_slots) => self.store(entry, builder, &id_slots, stored_headers, &[]),
-            Err(refusal) => {
-                eprintln!("post-cache: a teed answer was not stored: {refusal:?}");
+    pub fn check_and_store(&self, entry: &Entry<'_>, mut builder: RecordBuilder, stored_headers: &[(String, Vec<u8>)]) -> Stored {
+        match self.checked(entry, builder.body(), stored_headers) {
+            Ok((bounded, answer)) => {
+                builder.set_freshness(&bounded.meta);
+                self.store(&bounded, builder, &answer.id_slots, stored_headers, &answer.tags)
+            }
+            Err(reason) => {
+                eprintln!("post-cache: a teed answer was not stored ({})", reason.detail());
                 self.abandon(entry)
             }
         }

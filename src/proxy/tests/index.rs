@@ -175,3 +175,17 @@ fn an_operators_purge_lists_the_store_for_a_url_whose_index_is_gone_and_an_inval
     assert_eq!(purge(&cfg, &store, r#"{"url":"/a"}"#, &FakeRuntime::default()), r#"{"purged":1,"soft":false}"#);
     assert_eq!((entries(&store).len(), store.listings.get()), (0, 1), "the operator's purge listed the store");
 }
+
+#[test]
+fn only_a_writer_that_wrote_an_index_waits_to_check_it_after_the_response() {
+    let cfg = config(&[("sweep_every", "0")]);
+    let store = MemoryStore::default();
+    let first = FakeRuntime::default();
+    run_with(&cfg, NOW, at("/a", "POST", b"1"), &store, &tagged("red"), &first);
+    assert_eq!(first.settled.get(), 1, "a new entry's lines were written");
+    let refresh = FakeRuntime::default();
+    let sets = store.index_sets.get();
+    let again = run_with(&cfg, NOW + 61, at("/a", "POST", b"1"), &store, &tagged("red"), &refresh);
+    assert_eq!(status(&again), "post-cache; fwd=stale; detail=storing");
+    assert_eq!((store.index_sets.get() - sets, refresh.settled.get()), (0, 0), "its lines were there: nothing written, nothing to check");
+}

@@ -1,5 +1,7 @@
 //! What the body formats decide, seen through the flow: which answers a GraphQL
-//! mutation invalidates on, parameters in a GraphQL URL, JSON-RPC empty results.
+//! mutation invalidates on, parameters in a GraphQL URL, JSON-RPC empty results,
+//! GraphQL type rules and entity tags on an answer too large to check before it
+//! is sent.
 
 use super::*;
 
@@ -79,7 +81,7 @@ fn a_mutation_answer_that_cannot_be_read_invalidates_as_if_it_ran() {
 
 #[test]
 fn a_mutation_is_not_read_when_it_invalidates_nothing() {
-    let cfg = config(&[("body_format", "graphql")]);
+    let cfg = config(&[("body_format", "graphql"), ("graphql_invalidation", "off")]);
     let store = one_query(&cfg);
     let mut ran = answering(r#"{"data":{"addItem":{"id":7}}}"#);
     ran.headers.push(("content-encoding".into(), b"gzip".to_vec()));
@@ -87,6 +89,12 @@ fn a_mutation_is_not_read_when_it_invalidates_nothing() {
     assert_eq!(answer.header("content-encoding").unwrap(), "gzip");
     assert_eq!(crate::http::headers::values(&ran.calls.borrow()[0].2, "accept-encoding"), [&b"gzip"[..]]);
     assert_eq!(entries(&store), 1);
+    // By default it is read, for the entities it touched: asked for unencoded.
+    let by_default = config(&[("body_format", "graphql")]);
+    let plain = answering(r#"{"data":{"addItem":{"id":7}}}"#);
+    run(&by_default, NOW, request("POST", &[JSON[0], ("accept-encoding", "gzip")], MUTATION), &store, &plain);
+    assert_eq!(crate::http::headers::values(&plain.calls.borrow()[0].2, "accept-encoding"), [&b"identity"[..]]);
+    assert_eq!(entries(&store), 1, "it showed no entity: nothing to forget");
 }
 
 #[test]
@@ -141,4 +149,44 @@ fn a_jsonrpc_batch_with_one_null_result_is_not_stored_but_empty_values_are() {
     let answer = run(&cfg, NOW, request("POST", &JSON, batch), &store, &empties);
     assert_eq!(answer.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
     assert_eq!(entries(&store), 1);
+}
+
+/// A GraphQL answer over the read-ahead (teed: checked once the client has
+/// it) that shows these objects.
+fn teed_answer(shows: &str) -> FakeOrigin {
+    let padding = "x".repeat(forward::READ_AHEAD);
+    answering(&format!(r#"{{"data":{{"pad":"{padding}","shows":[{shows}]}}}}"#))
+}
+
+#[test]
+fn a_teed_graphql_answer_is_capped_by_its_types_rule_and_tagged_with_its_entities() {
+    let cfg = config(&[("body_format", "graphql"), ("graphql_types", "User=10, Cart=never")]);
+    let store = MemoryStore::default();
+    let origin = teed_answer(r#"{"__typename":"User","id":"7"}"#);
+    let first = run(&cfg, NOW, to("/graphql", QUERY), &store, &origin);
+    assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
+    assert_eq!(entries(&store), 1);
+    let entry = store.entries.borrow().keys().find(|k| crate::cache::key::is_entry_key(k)).unwrap().clone();
+    let index = crate::cache::index::Index::decode(&store.entries.borrow()[&crate::cache::key::tag_index_key("User:7")]);
+    assert_eq!(index.lines, [crate::cache::key::entry_suffix(&entry).unwrap()], "the entity's index names the entry");
+    // max-age=60 from the origin, 10 from the type's rule: the rule wins.
+    let hit = run(&cfg, NOW + 4, to("/graphql", QUERY), &store, &origin);
+    assert_eq!(hit.header("cache-status").unwrap(), "post-cache; hit; ttl=6");
+    let again = run(&cfg, NOW + 11, to("/graphql", QUERY), &store, &origin);
+    assert_eq!(again.header("cache-status").unwrap(), "post-cache; fwd=stale; detail=storing");
+    assert_eq!(origin.calls.borrow().len(), 2);
+}
+
+#[test]
+fn a_teed_graphql_answer_showing_a_never_type_is_sent_whole_and_not_stored() {
+    let cfg = config(&[("body_format", "graphql"), ("graphql_types", "Cart=never")]);
+    let store = MemoryStore::default();
+    let origin = teed_answer(r#"{"__typename":"Cart"}"#);
+    for _ in 0..2 {
+        let answer = run(&cfg, NOW, to("/graphql", QUERY), &store, &origin);
+        assert_eq!(answer.body(), origin.body, "the client has its answer");
+        assert!(answer.finished());
+    }
+    assert_eq!(entries(&store), 0);
+    assert_eq!(origin.calls.borrow().len(), 2);
 }

@@ -335,6 +335,8 @@ fn req_etags(headers: &[(String, Vec<u8>)]) -> Vec<String> {
 /// A GraphQL server's answer: `{"data":{"answer":{"n":N,"doc":"…"}}}` where N
 /// counts all requests the origin has seen; a document mentioning `failing` gets
 /// `{"data":null,"errors":[…]}`, one mentioning `partial` data and errors.
+/// `variables.entities`, when sent, comes back as `data.entities`: the objects
+/// (`{"__typename":"User","id":"1"}`) the answer shows.
 pub fn graphql_answer(body: &[u8], n: u64) -> Vec<u8> {
     let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let answer = |request: &serde_json::Value| {
@@ -344,7 +346,11 @@ pub fn graphql_answer(body: &[u8], n: u64) -> Vec<u8> {
         } else if query.contains("partial") {
             serde_json::json!({"data": {"answer": null}, "errors": [{"message": "one field failed"}]})
         } else {
-            serde_json::json!({"data": {"answer": {"n": n, "doc": query}}})
+            let mut answer = serde_json::json!({"data": {"answer": {"n": n, "doc": query}}});
+            if let Some(entities) = request.pointer("/variables/entities") {
+                answer["data"]["entities"] = entities.clone();
+            }
+            answer
         }
     };
     let value = match &request {

@@ -491,7 +491,7 @@ async fn unknown_or_ungranted_store_labels_fail_open() {
     })
     .await;
     s.client.post("/l?cc=max-age%3D60", &[JSON], b"1").await;
-    assert_eq!(s.host.kv.keys("cache").len(), 1);
+    assert_eq!(s.host.kv.keys_but_indexes("cache").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,7 +501,9 @@ async fn corrupted_entry_is_a_miss_and_is_rewritten() {
     s.client.post(path, &[JSON], b"1").await;
     let key = s.host.kv.keys_but_indexes("default").pop().unwrap();
     let good = s.host.kv.get("default", &key).unwrap();
-    assert_eq!(s.host.kv.corrupt_all("default"), 1);
+    // The entry and its URL's index: a corrupt index reads as full, which
+    // costs purges of the URL a listing and stores nothing less.
+    assert_eq!(s.host.kv.corrupt_all("default"), 2);
     let after_corruption = s.client.post(path, &[JSON], b"1").await;
     assert_eq!(after_corruption.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
     assert!(String::from_utf8_lossy(&after_corruption.body).contains("\"count\":2"));

@@ -151,7 +151,8 @@ async fn a_failing_store_never_answers_200_and_stats_count_what_is_there() {
     fill(&mut s).await;
     let stats = s.client.send("GET", "/.well-known/post-cache/stats", &[("authorization", &format!("Bearer {TOKEN}"))], b"", Framing::Sized).await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
-    assert_eq!((v["entries"].as_u64(), v["tag_markers"].as_u64(), v["record_version"].as_u64()), (Some(5), Some(4), Some(4)));
+    let counts = ["entries", "tag_markers", "indexes", "record_version"].map(|k| v[k].as_u64());
+    assert_eq!(counts, [Some(5), Some(0), Some(4), Some(4)], "t1, t2, /one and /two are indexed");
     assert!(v["entry_bytes"].as_u64().unwrap() > 5 * 100);
     let kv = s.host.kv.clone();
     for fault in [&kv.faults.fail, &kv.faults.fail_listing] {
@@ -162,14 +163,22 @@ async fn a_failing_store_never_answers_200_and_stats_count_what_is_there() {
         fault.store(false, Ordering::SeqCst);
     }
     assert_eq!(entries(&s).len(), 5);
-    // A listing that fails after an invalidating PUT costs the cache, not the PUT.
-    let mut w = setup_with(&[("invalidate_on_unsafe", "true")], |_| {}).await;
+    // An invalidating PUT reads its URL's index: a store that cannot list
+    // still has /one's entries forgotten; one that fails costs the cache,
+    // not the PUT.
+    let mut w = setup_with(&[("invalidate_on_unsafe", "true"), ("sweep_every", "0")], |_| {}).await;
     fill(&mut w).await;
     w.host.kv.faults.fail_listing.store(true, Ordering::SeqCst);
     let put = w.client.send("PUT", "/one", &[JSON], b"{}", Framing::Sized).await.unwrap();
     assert_eq!(put.status, 200);
     w.host.wait_idle(Duration::from_secs(10)).await;
-    assert_eq!(entries(&w).len(), 5);
+    assert_eq!(entries(&w).len(), 2, "/two's are left");
+    w.host.kv.faults.fail.store(true, Ordering::SeqCst);
+    let put = w.client.send("PUT", "/two", &[JSON], b"{}", Framing::Sized).await.unwrap();
+    assert_eq!(put.status, 200);
+    w.host.wait_idle(Duration::from_secs(10)).await;
+    w.host.kv.faults.fail.store(false, Ordering::SeqCst);
+    assert_eq!(entries(&w).len(), 2);
     let bad = purge(&mut s, Some(TOKEN), r#"{"url":42}"#).await;
     assert_eq!(bad.status, 400);
     assert!(String::from_utf8_lossy(&bad.body).contains(r#""field":"url""#));

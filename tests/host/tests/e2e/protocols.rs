@@ -3,6 +3,7 @@
 
 use super::{setup_with, JSON};
 use serde_json::Value;
+use std::time::Duration;
 use spin_test_host::client::Reply;
 use spin_test_host::Route;
 
@@ -327,4 +328,150 @@ async fn apollo_persisted_queries_hit_by_hash_once_their_document_was_seen() {
         assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=persisted-query");
     }
     assert_eq!(s.origin.count("POST", "/graphql", unknown.as_bytes()), 2);
+}
+
+/// A GraphQL request for operation `name` whose answer shows `entities`
+/// (the test origin echoes `variables.entities` into `data`).
+fn gql_showing(name: &str, entities: Value) -> Vec<u8> {
+    let query = format!("query {name}($entities: [E]) {{ answer {{ n }} }}");
+    serde_json::to_vec(&serde_json::json!({"query": query, "variables": {"entities": entities}})).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graphql_operations_rule_sets_how_long_its_answers_are_kept_and_never_goes_around_the_cache() {
+    let vars = [("body_format", "graphql"), ("graphql_operations", "Short=5, Search*=600, Me=never")];
+    let mut s = setup_with(&vars, |_| {}).await;
+    let short = gql_showing("Short", Value::Null);
+    let search = gql_showing("SearchBooks", Value::Null);
+    let other = gql_showing("Other", Value::Null);
+    let mut statuses = Vec::new();
+    for body in [&short, &search, &other] {
+        statuses.push(s.client.post("/graphql", &[JSON], body).await.cache_status());
+        statuses.push(s.client.post("/graphql", &[JSON], body).await.cache_status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            "post-cache; fwd=uri-miss; detail=storing",
+            "post-cache; hit; ttl=5",
+            "post-cache; fwd=uri-miss; detail=storing",
+            "post-cache; hit; ttl=600",
+            "post-cache; fwd=uri-miss; detail=storing",
+            "post-cache; hit; ttl=60",
+        ]
+    );
+    // Past its rule's seconds the answer is fetched again; the others are still served.
+    s.host.advance_clock(6);
+    assert_eq!(s.client.post("/graphql", &[JSON], &short).await.cache_status(), "post-cache; fwd=stale; detail=storing");
+    assert_eq!(s.client.post("/graphql", &[JSON], &search).await.cache_status(), "post-cache; hit; ttl=594");
+    assert_eq!(s.origin.count_path("POST", "/graphql"), 4);
+    // `never`: neither looked up nor stored.
+    let me = gql_showing("Me", Value::Null);
+    for _ in 0..2 {
+        assert_eq!(s.client.post("/graphql", &[JSON], &me).await.cache_status(), "post-cache; fwd=bypass; detail=graphql-rule");
+    }
+    assert_eq!(s.origin.count("POST", "/graphql", &me), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graphql_type_rule_caps_the_answers_that_show_the_type_and_never_keeps_them_out() {
+    let vars = [("body_format", "graphql"), ("graphql_operations", "Long=600"), ("graphql_types", "User=10, Cart=never")];
+    let mut s = setup_with(&vars, |_| {}).await;
+    let user = gql_showing("Long", serde_json::json!([{"__typename": "User", "id": "1"}]));
+    assert_eq!(s.client.post("/graphql", &[JSON], &user).await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    assert_eq!(s.client.post("/graphql", &[JSON], &user).await.cache_status(), "post-cache; hit; ttl=10", "the type's cap beats the operation's 600");
+    s.host.advance_clock(11);
+    assert_eq!(s.client.post("/graphql", &[JSON], &user).await.cache_status(), "post-cache; fwd=stale; detail=storing");
+    let keys_before = s.host.kv.keys("default").len();
+    let cart = gql_showing("Long", serde_json::json!([{"__typename": "User", "id": "1", "cart": {"__typename": "Cart"}}]));
+    for _ in 0..2 {
+        let r = s.client.post("/graphql", &[JSON], &cart).await;
+        assert_eq!(r.cache_status(), "post-cache; fwd=uri-miss; detail=graphql-type-rule");
+        assert_eq!(json(&r)["data"]["entities"][0]["cart"]["__typename"], "Cart", "the client has its answer");
+    }
+    assert_eq!(s.origin.count("POST", "/graphql", &cart), 2);
+    assert_eq!(s.host.kv.keys("default").len(), keys_before, "nothing written for it");
+}
+
+/// A purge by tags through the admin API: how many entries it removed.
+async fn purge_tags(s: &mut super::Setup, token: &str, tags: &str) -> u64 {
+    let auth = format!("Bearer {token}");
+    let headers = [JSON, ("authorization", auth.as_str())];
+    let body = format!(r#"{{"tags":{tags}}}"#);
+    let r = s.client.send("POST", "/.well-known/post-cache/purge", &headers, body.as_bytes(), spin_test_host::client::Framing::Sized).await.unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    json(&r)["purged"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graphql_answer_is_purged_by_an_entity_it_shows_and_the_others_still_hit() {
+    const TOKEN: &str = "e2e-purge-token-0123456789";
+    let vars = [("body_format", "graphql"), ("purge_token", TOKEN), ("graphql_entity_tags", "3")];
+    let mut s = setup_with(&vars, |_| {}).await;
+    let user = |id: &str| serde_json::json!({"__typename": "User", "id": id});
+    let one = gql_showing("One", serde_json::json!([user("1")]));
+    let both = gql_showing("Both", serde_json::json!([user("1"), {"__typename": "Post", "id": 9, "author": user("2")}]));
+    let post = gql_showing("Post", serde_json::json!([{"__typename": "Post", "id": 3}]));
+    // Four users with a cap of three: the fourth is covered by `User:*`.
+    let many = gql_showing("Many", serde_json::json!([user("5"), user("6"), user("7"), user("8")]));
+    for body in [&one, &both, &post, &many] {
+        assert_eq!(s.client.post("/graphql", &[JSON], body).await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    }
+    assert_eq!(purge_tags(&mut s, TOKEN, r#"["User:2"]"#).await, 1);
+    assert_eq!(s.client.post("/graphql", &[JSON], &both).await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    for body in [&one, &post, &many] {
+        assert_eq!(s.client.post("/graphql", &[JSON], body).await.cache_status(), "post-cache; hit; ttl=60");
+    }
+    // Past the cap the type stands in: a purge of `User:*` finds the answer
+    // whose `User:8` was not tagged, and only answers that lost a User.
+    assert_eq!(purge_tags(&mut s, TOKEN, r#"["User:*"]"#).await, 1);
+    assert_eq!(s.client.post("/graphql", &[JSON], &many).await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    assert_eq!(s.client.post("/graphql", &[JSON], &one).await.cache_status(), "post-cache; hit; ttl=60");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_removes_exactly_the_cached_queries_that_showed_the_entity_it_touched() {
+    // No automatic sweep step: it lists the store, and this counts listings.
+    let mut s = setup_with(&[("body_format", "graphql"), ("sweep_every", "0")], |_| {}).await;
+    let user = |id: &str| serde_json::json!({"__typename": "User", "id": id});
+    let first = gql_showing("First", serde_json::json!([user("1")]));
+    let second = gql_showing("Second", serde_json::json!([user("2")]));
+    let both = gql_showing("Both", serde_json::json!([user("1"), {"__typename": "Post", "id": 9, "author": user("2")}]));
+    for body in [&first, &second, &both] {
+        assert_eq!(s.client.post("/graphql", &[JSON], body).await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    }
+    let mutation = |document: &str, entities: Value| {
+        serde_json::to_vec(&serde_json::json!({"query": document, "variables": {"entities": entities}})).unwrap()
+    };
+    // A mutation that failed (errors, null data) touched nothing.
+    let failed = mutation("mutation Failing { failing { id } }", serde_json::json!([user("2")]));
+    assert_eq!(s.client.post("/graphql", &[JSON], &failed).await.cache_status(), "post-cache; fwd=bypass; detail=mutation");
+    s.host.wait_idle(Duration::from_secs(20)).await;
+    for body in [&first, &second, &both] {
+        assert_eq!(s.client.post("/graphql", &[JSON], body).await.cache_status(), "post-cache; hit; ttl=60");
+    }
+    // One that ran and answered User:2 takes the two queries that showed it.
+    let update = mutation("mutation Update($entities: [E]) { updateUser { id } }", serde_json::json!([user("2")]));
+    assert_eq!(s.client.post("/graphql", &[JSON], &update).await.cache_status(), "post-cache; fwd=bypass; detail=mutation");
+    s.host.wait_idle(Duration::from_secs(20)).await;
+    assert_eq!(s.client.post("/graphql", &[JSON], &first).await.cache_status(), "post-cache; hit; ttl=60");
+    for body in [&second, &both] {
+        assert_eq!(s.client.post("/graphql", &[JSON], body).await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    }
+    assert_eq!(s.host.kv.ops.snapshot().get_keys, 0, "no listing of the store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_graphql_invalidation_soft_a_mutation_leaves_the_entries_it_touched_stale() {
+    let vars = [("body_format", "graphql"), ("graphql_invalidation", "soft"), ("stale_while_revalidate", "30")];
+    let mut s = setup_with(&vars, |_| {}).await;
+    let second = gql_showing("Second", serde_json::json!([{"__typename": "User", "id": "2"}]));
+    assert_eq!(s.client.post("/graphql", &[JSON], &second).await.cache_status(), "post-cache; fwd=uri-miss; detail=storing");
+    let update = serde_json::to_vec(&serde_json::json!({"query": "mutation U { u { id } }", "variables": {"entities": [{"__typename": "User", "id": "2"}]}})).unwrap();
+    s.client.post("/graphql", &[JSON], &update).await;
+    s.host.wait_idle(Duration::from_secs(20)).await;
+    let stale = s.client.post("/graphql", &[JSON], &second).await;
+    assert_eq!(stale.cache_status(), "post-cache; hit; ttl=0", "served stale while it refreshes");
+    s.host.wait_idle(Duration::from_secs(20)).await;
+    assert_eq!(s.client.post("/graphql", &[JSON], &second).await.cache_status(), "post-cache; hit; ttl=60", "refreshed");
 }

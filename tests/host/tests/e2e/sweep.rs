@@ -50,25 +50,33 @@ async fn without_the_automatic_step_the_same_workload_keeps_every_entry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_sweep_deletes_expired_entries_and_their_markers() {
+async fn the_admin_sweep_deletes_expired_entries_and_their_index_lines() {
     let mut s = setup_with(&[("purge_token", TOKEN), ("sweep_every", "0")], |_| {}).await;
     for i in 0..20 {
         let path = if i % 2 == 0 { "/s?cc=max-age%3D10&tags=a%20b" } else { "/s?cc=max-age%3D1000&tags=a" };
         s.client.post(path, &[JSON], format!("{i}").as_bytes()).await;
     }
-    assert_eq!(s.host.kv.keys_but_indexes("default").len(), 10 * 3 + 10 * 2);
+    s.host.wait_idle(std::time::Duration::from_secs(20)).await;
+    assert_eq!(s.host.kv.keys_but_indexes("default").len(), 20, "entries, no markers");
+    assert_eq!(s.host.kv.keys("default").len(), 20 + 3, "and the indexes of a, b and /s");
+    let lines = |s: &Setup| -> usize {
+        let keys = s.host.kv.keys("default");
+        keys.iter().filter(|k| k.starts_with("post-cache:v3:ix:")).map(|k| s.host.kv.get("default", k).map_or(0, |v| v.split(|b| *b == b'\n').count() - 2)).sum()
+    };
+    assert_eq!(lines(&s), 10 + 20 + 20, "b names 10 entries, a and /s 20 each");
     s.host.advance_clock(60);
     let bearer = format!("Bearer {TOKEN}");
     let auth = [("authorization", bearer.as_str())];
     let stats = s.client.send("GET", "/.well-known/post-cache/stats", &auth, b"", Framing::Sized).await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
-    assert_eq!((v["dead_entries"].as_u64(), v["orphan_tag_markers"].as_u64()), (Some(10), Some(20)), "{v}");
+    assert_eq!((v["dead_entries"].as_u64(), v["indexes"].as_u64()), (Some(10), Some(3)), "{v}");
     let swept = s.client.send("POST", "/.well-known/post-cache/sweep", &auth, b"", Framing::Sized).await.unwrap();
     assert_eq!(swept.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&swept.body).unwrap();
     assert_eq!(v["deleted"]["entries"], 10, "{v}");
-    assert_eq!(v["deleted"]["tag_markers"], 20, "{v}");
-    assert_eq!(s.host.kv.keys_but_indexes("default").len(), 10 * 2);
+    assert_eq!(v["deleted"]["indexes"], 1, "b named only expired entries: {v}");
+    assert_eq!(s.host.kv.keys_but_indexes("default").len(), 10);
+    assert_eq!(lines(&s), 10 + 10, "a and /s name the 10 live entries");
     let hit = s.client.post("/s?cc=max-age%3D1000&tags=a", &[JSON], b"1").await;
     assert_eq!(hit.cache_status(), "post-cache; hit; ttl=940");
 }
