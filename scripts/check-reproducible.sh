@@ -15,7 +15,7 @@ second=$work/a-longer-path/b/post-cache
 for dir in "$first" "$second"; do
   git clone -q --no-hardlinks "$root" "$dir"
   start=$SECONDS
-  "$dir"/scripts/release.sh "$dir/dist" | sed "s|^|$(basename "$(dirname "$(dirname "$dir")")")/$(basename "$(dirname "$dir")"): |"
+  "$dir"/scripts/release.sh "$dir/dist" 2>&1 | grep -v '^info:\|unchanged - rustc\|^$'
   echo "release from $dir: $((SECONDS - start)) s"
 done
 for dir in "$first" "$second"; do
