@@ -161,6 +161,15 @@ impl Template {
         let meta: toml::Table = text.parse().unwrap();
         assert_eq!(meta["manifest_version"].as_str(), Some("1"));
         assert_eq!(meta["id"].as_str(), Some("post-cache"));
+        // Spin reads the metadata with `deny_unknown_fields`: a misspelt key fails the install.
+        let known = ["manifest_version", "id", "description", "trigger_type", "tags", "new_application", "add_component", "parameters", "outputs"];
+        assert!(meta.keys().all(|k| known.contains(&k.as_str())), "{:?}", meta.keys());
+        let variant = ["supported", "skip_files", "skip_parameters", "snippets", "conditions"];
+        assert!(meta["add_component"].as_table().unwrap().keys().all(|k| variant.contains(&k.as_str())));
+        let parameter = ["type", "prompt", "default", "pattern", "allowed_values"];
+        for (name, p) in meta["parameters"].as_table().unwrap() {
+            assert!(p.as_table().unwrap().keys().all(|k| parameter.contains(&k.as_str())), "{name}");
+        }
         Template { dir, meta }
     }
 
