@@ -163,7 +163,7 @@ impl Template {
         assert_eq!(meta["id"].as_str(), Some("post-cache"));
         // Spin reads the metadata with `deny_unknown_fields`: a misspelt key fails the install.
         let known = ["manifest_version", "id", "description", "trigger_type", "tags", "new_application", "add_component", "parameters", "outputs"];
-        assert!(meta.keys().all(|k| known.contains(&k.as_str())), "{:?}", meta.keys());
+        assert!(meta.keys().all(|k| known.contains(&k.as_str())), "{:?}", meta.keys().collect::<Vec<_>>());
         let variant = ["supported", "skip_files", "skip_parameters", "snippets", "conditions"];
         assert!(meta["add_component"].as_table().unwrap().keys().all(|k| variant.contains(&k.as_str())));
         let parameter = ["type", "prompt", "default", "pattern", "allowed_values"];
