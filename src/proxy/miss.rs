@@ -134,6 +134,21 @@ impl<E: Env> Flow<'_, E> {
         Ok((Entry { meta, fwd: entry.fwd, held: entry.held }, answer))
     }
 
+    /// A revalidated GraphQL record keeps the bound its body's types put on it
+    /// (the body is unchanged, and may be in segments not read here): its new
+    /// freshness is at most the lifetime it was stored with, counted as the
+    /// type rule counts (from when the origin produced it). Only while
+    /// `graphql_types` has rules; `None`: already past that bound.
+    fn bound_as_before(&self, meta: RecordMeta, before: &RecordMeta, headers: &[(String, Vec<u8>)]) -> Option<RecordMeta> {
+        let types_rule = matches!(self.keyed.check, protocol::AnswerCheck::GraphQl { .. }) && !self.config.protocol.graphql_types.is_empty();
+        if !types_rule {
+            return Some(meta);
+        }
+        let lifetime = before.fresh_until.saturating_sub(before.stored_at) + u64::from(before.initial_age);
+        let policy = storage_policy(self.config, self.keyed.check.limit());
+        bound_by_answer(&meta, headers, &policy, lifetime)
+    }
+
     /// The record head for a storable answer to this request.
     fn record_meta(&self, status: u16, ttl: u64, initial_age: u64, vary: Vec<String>, stale: StaleWindows) -> RecordMeta {
         RecordMeta {
@@ -167,8 +182,13 @@ impl<E: Env> Flow<'_, E> {
         let (stored, age) = match decision {
             Storability::Store { ttl, initial_age, vary, stale } => {
                 let meta = self.record_meta(rec.meta.status, ttl, initial_age, vary, stale);
-                let marker = tags::marker_value(sweep::last_usable(&meta));
-                (self.rewrite(&meta, &kept, rec).map(|(retired, head)| (retired, head, marker)), initial_age)
+                match self.bound_as_before(meta, &rec.meta, &kept) {
+                    Some(meta) => {
+                        let marker = tags::marker_value(sweep::last_usable(&meta));
+                        (self.rewrite(&meta, &kept, rec).map(|(retired, head)| (retired, head, marker)), initial_age)
+                    }
+                    None => (Err(NotStoredReason::Stale), initial_age),
+                }
             }
             Storability::DoNotStore(reason) => (Err(reason), 0),
         };

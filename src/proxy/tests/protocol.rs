@@ -190,3 +190,29 @@ fn a_teed_graphql_answer_showing_a_never_type_is_sent_whole_and_not_stored() {
     assert_eq!(entries(&store), 0);
     assert_eq!(origin.calls.borrow().len(), 2);
 }
+
+#[test]
+fn a_304_keeps_the_bound_a_graphql_types_rule_put_on_the_record() {
+    // A QUERY request: a POST is refetched without validators.
+    let query_method = || {
+        let mut req = request("QUERY", &JSON, QUERY);
+        req.path_with_query = "/graphql".into();
+        req
+    };
+    let cfg = config(&[("body_format", "graphql"), ("graphql_types", "User=10")]);
+    let store = MemoryStore::default();
+    let mut shows_user = answering(r#"{"data":{"me":{"__typename":"User","id":"7"}}}"#);
+    shows_user.headers.push(("etag".into(), b"\"v1\"".to_vec()));
+    let first = run(&cfg, NOW, query_method(), &store, &shows_user);
+    assert_eq!(first.header("cache-status").unwrap(), "post-cache; fwd=uri-miss; detail=storing");
+    assert_eq!(run(&cfg, NOW + 4, query_method(), &store, &shows_user).header("cache-status").unwrap(), "post-cache; hit; ttl=6");
+    // Expired after 10 s (the origin said 60): revalidated, and the 304's
+    // max-age=60 does not lift the type's bound.
+    let mut unchanged = origin("max-age=60");
+    unchanged.status = 304;
+    unchanged.body = Vec::new();
+    unchanged.headers.push(("etag".into(), b"\"v1\"".to_vec()));
+    let revalidated = run(&cfg, NOW + 20, query_method(), &store, &unchanged);
+    assert_eq!(revalidated.header("cache-status").unwrap(), "post-cache; fwd=stale; fwd-status=304; stored");
+    assert_eq!(run(&cfg, NOW + 21, query_method(), &store, &shows_user).header("cache-status").unwrap(), "post-cache; hit; ttl=9");
+}
