@@ -248,6 +248,11 @@ fn from_indexes<S: Store, R: Runtime>(
     let mut out = Taken::default();
     let mut take = |key: String, select: &dyn Fn(&str) -> bool, restartable: bool, tag: Option<&String>| -> Result<(), StoreError> {
         let room = MAX_INDEXED_ENTRIES.saturating_sub(out.entries.len());
+        if room == 0 {
+            // Left for the next request, unread and unwritten.
+            out.more = true;
+            return Ok(());
+        }
         let epoch = runtime.token();
         match index::take(store, &key, select, room, !soft, now, epoch)? {
             index::Taken::Entries(entries) => {

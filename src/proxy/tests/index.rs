@@ -189,3 +189,21 @@ fn only_a_writer_that_wrote_an_index_waits_to_check_it_after_the_response() {
     assert_eq!(status(&again), "post-cache; fwd=stale; detail=storing");
     assert_eq!((store.index_sets.get() - sets, refresh.settled.get()), (0, 0), "its lines were there: nothing written, nothing to check");
 }
+
+#[test]
+fn a_purge_takes_at_most_its_bound_from_indexes_and_says_to_continue() {
+    let cfg = config(&[("purge_token", TOKEN), ("sweep_every", "0")]);
+    let store = MemoryStore::default();
+    let bound = crate::proxy::admin::MAX_INDEXED_ENTRIES;
+    for i in 0..bound + 5 {
+        run(&cfg, NOW, at("/a", "POST", i.to_string().as_bytes()), &store, &tagged("red"));
+    }
+    assert!(!index(&store, &tag_index_key("red")).full);
+    let runtime = FakeRuntime::default();
+    let first = purge(&cfg, &store, r#"{"tags":["red"]}"#, &runtime);
+    assert_eq!(first, format!(r#"{{"purged":{bound},"soft":false,"continue":""}}"#));
+    assert_eq!(index(&store, &tag_index_key("red")).lines.len(), 5, "the rest stay in the index");
+    assert_eq!(purge(&cfg, &store, r#"{"tags":["red"],"continue":""}"#, &runtime), r#"{"purged":5,"soft":false}"#);
+    assert!(entries(&store).is_empty());
+    assert_eq!(store.listings.get(), 0);
+}
