@@ -161,7 +161,7 @@ pub async fn purge_keys<S: Store, R: Runtime>(
         Target::Tags(_) | Target::Url { .. } => {
             from_indexes(&purge.target, authority, store, purge.soft, list_missing, now, runtime).map_err(|e| failed(e, 0, None))?
         }
-        Target::Request(_) | Target::All => Taken::default(),
+        Target::Request(_) | Target::All => FromIndexes::default(),
     };
     for key in &from_index.entries {
         purged += u64::from(act(store, key, purge.soft, false, now).map_err(|e| failed(e, purged, None))?);
@@ -217,7 +217,7 @@ fn act<S: Store>(store: &S, key: &str, soft: bool, listed: bool, now: u64) -> Re
 
 /// What the indexes of a purge's tags or URL gave.
 #[derive(Default)]
-struct Taken {
+struct FromIndexes {
     /// Entry keys they named (their segments are found by reading them).
     entries: Vec<String>,
     /// Each index written back, and the epoch it was given.
@@ -244,8 +244,8 @@ fn from_indexes<S: Store, R: Runtime>(
     list_missing: bool,
     now: u64,
     runtime: &R,
-) -> Result<Taken, StoreError> {
-    let mut out = Taken::default();
+) -> Result<FromIndexes, StoreError> {
+    let mut out = FromIndexes::default();
     let mut take = |key: String, select: &dyn Fn(&str) -> bool, restartable: bool, tag: Option<&String>| -> Result<(), StoreError> {
         let room = MAX_INDEXED_ENTRIES.saturating_sub(out.entries.len());
         if room == 0 {
