@@ -2,7 +2,8 @@
 //! floors and the origin itself, measured in one run on this machine.
 //! `cargo run -p spin-test-host --bin bench` (add `-- --quick` for a short run,
 //! `-- --protocols`, `-- --stale`, `-- --purge`, `-- --scale`, `-- --sockets`, `-- --large`,
-//! `-- --sweep` or `-- --hits` for that section alone).
+//! `-- --sweep`, `-- --hits`, `-- --graphql-hits`, `-- --graphql-misses` or
+//! `-- --mutation` for that section alone).
 
 use sha2::{Digest, Sha256};
 use spin_test_host::client::{Client, Framing};
@@ -432,8 +433,7 @@ async fn invalidation_cost(
                 let t = Instant::now();
                 let r = client.send("PUT", "/item", &[], b"{}", Framing::Sized).await?;
                 assert_eq!(r.status, 200);
-                host.wait_idle(Duration::from_secs(60)).await;
-                times[i].push(t.elapsed());
+                times[i].push(idle_at(&host).await - t);
                 let left = real_entries(&host);
                 if invalidate == "true" {
                     assert!(left.is_empty(), "the PUT left /item's entry: {left:?}");
@@ -465,6 +465,7 @@ async fn invalidation_cost(
                     assert!(real_entries(&host).is_empty());
                 }
                 listings = host.kv.ops.snapshot().get_keys;
+                assert_eq!(listings, 0, "the PUTs and purges read indexes, not the store's listing");
             }
             let left = host.kv.keys("default").into_iter().filter(|k| !k.starts_with("post-cache:v3:ix:")).count();
             assert_eq!(left, entries, "only the filler is left, and indexes");
@@ -479,8 +480,199 @@ async fn invalidation_cost(
     Ok(())
 }
 
-/// Stale hits against fresh hits of the same entry, and what collapsing does to
-/// a burst of identical cold misses.
+/// Waits until the host has no instance running (the work after the
+/// response included), polling more finely than `wait_idle`; returns when.
+async fn idle_at(host: &RunningHost) -> Instant {
+    let started = Instant::now();
+    while host.stats.active.load(Ordering::SeqCst) > 0 {
+        assert!(started.elapsed() < Duration::from_secs(120), "instances still running");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Instant::now()
+}
+
+/// The store calls of each request of a row, as `get/set/delete/get-keys`:
+/// one figure each when every request made the same calls, else the range.
+fn calls_column(calls: &[spin_test_host::kv::KvCounts]) -> String {
+    let field = |f: fn(&spin_test_host::kv::KvCounts) -> u64| {
+        let (lo, hi) = (calls.iter().map(f).min().unwrap_or(0), calls.iter().map(f).max().unwrap_or(0));
+        if lo == hi { lo.to_string() } else { format!("{lo}–{hi}") }
+    };
+    [field(|c| c.get), field(|c| c.set), field(|c| c.delete), field(|c| c.get_keys)].join("/")
+}
+
+fn median_ms(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64() * 1e3
+}
+
+/// What a GraphQL query answer shows, for the tagging cost.
+#[derive(Clone, Copy, PartialEq)]
+enum Shown {
+    /// 16 `User` objects with `__typename` and `id`, each padded by a long
+    /// `bio` string to the answer's size.
+    Padded,
+    /// The same objects with `typename__` in place of `__typename`: the same
+    /// bytes to read, no entity.
+    PaddedUntyped,
+    /// As many small `User` objects as fill the answer.
+    Many,
+    /// The same small objects with `typename__`: no entity.
+    ManyUntyped,
+}
+
+/// A GraphQL query whose answer (the test origin echoes `variables.entities`
+/// as `data.entities`) is about `answer_len` bytes and shows what `shown`
+/// says; entity ids carry `n`, so every request is its own entry with its own
+/// entity tags.
+fn entities_query(answer_len: usize, shown: Shown, n: u64) -> Vec<u8> {
+    let type_member = if matches!(shown, Shown::PaddedUntyped | Shown::ManyUntyped) { "typename__" } else { "__typename" };
+    let entities: Vec<serde_json::Value> = match shown {
+        Shown::Padded | Shown::PaddedUntyped => {
+            let bio = "x".repeat((answer_len.saturating_sub(100) / 16).saturating_sub(60));
+            (0..16).map(|i| serde_json::json!({type_member: "User", "id": format!("{n}-{i}"), "bio": bio})).collect()
+        }
+        Shown::Many | Shown::ManyUntyped => {
+            let one = serde_json::json!({type_member: "User", "id": format!("{n}-00000")}).to_string().len() + 1;
+            (0..answer_len.saturating_sub(100) / one).map(|i| serde_json::json!({type_member: "User", "id": format!("{n}-{i:05}")})).collect()
+        }
+    };
+    let query = "query Show($entities: [E]) { answer { n } }";
+    serde_json::to_vec(&serde_json::json!({"query": query, "variables": {"entities": entities}})).expect("serialises")
+}
+
+/// What entity tagging costs a GraphQL miss (issue 18): answers of 4 KiB,
+/// 256 KiB and 1 MiB showing entities, stored with entity tags, with the type
+/// tag only (`graphql_entity_tags = 0`), and without any (no `__typename`).
+/// Every miss has its own path and entity ids, so each writes fresh indexes.
+async fn graphql_miss_cost(engine: &wasmtime::Engine, post_cache: &wasmtime::component::Component, origin: &TestOrigin) -> wasmtime::Result<()> {
+    const MISSES: usize = 21;
+    const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+    println!();
+    println!("GraphQL misses and entity tags (sequential, {MISSES} misses per row, each with its own path and entity ids; medians; instance time is request to instance end, which includes the 200 ms settle delay before a writer's second look at its indexes; store calls per miss counted by the host; the request body carries the entities the origin echoes, so it is about as large as the answer):");
+    println!();
+    println!("| answer | entities shown | graphql_entity_tags | answer bytes | miss p50 ms (client) | instance p50 ms | store calls per miss (get/set/delete/get-keys) | tag indexes after {MISSES} misses | peak guest MiB |");
+    println!("|---|---|---:|---:|---:|---:|---|---:|---:|");
+    for answer_len in [4 * KIB, 256 * KIB, MIB] {
+        for (shown, tags, what) in [
+            (Shown::Padded, "16", "16 `User` with `__typename`, padded"),
+            (Shown::Padded, "0", "16 `User` with `__typename`, padded"),
+            (Shown::PaddedUntyped, "16", "16 `User` without `__typename`, padded"),
+            (Shown::Many, "16", "many small `User` with `__typename`"),
+            (Shown::ManyUntyped, "16", "many small `User` without `__typename`"),
+        ] {
+            // No automatic sweep step: it lists the store, and would be
+            // counted with the miss it follows.
+            let vars = [("body_format", "graphql"), ("graphql_entity_tags", tags), ("sweep_every", "0"), ("max_body_bytes", "4194304")];
+            let host = start(engine, post_cache, in_front_of(origin, &vars)).await?;
+            let mut client = Client::new(host.addr);
+            let (mut latencies, mut instance, mut calls, mut peak, mut bytes) = (Vec::new(), Vec::new(), Vec::new(), 0, 0);
+            let mut last = (String::new(), Vec::new());
+            for _ in 0..MISSES {
+                let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
+                let (path, body) = (format!("/graphql/m{n}"), entities_query(answer_len, shown, n));
+                host.stats.peak_memory.store(0, Ordering::SeqCst);
+                let before = host.kv.ops.snapshot();
+                let t = Instant::now();
+                let r = client.send("POST", &path, JSON, &body, Framing::Sized).await?;
+                latencies.push(t.elapsed());
+                assert_eq!((r.status, r.cache_status()), (200, MISS.to_string()), "{}", String::from_utf8_lossy(&r.body[..r.body.len().min(200)]));
+                instance.push(idle_at(&host).await - t);
+                calls.push(host.kv.ops.snapshot() - before);
+                peak = peak.max(host.stats.peak_memory.load(Ordering::SeqCst));
+                bytes = r.body.len();
+                last = (path, body);
+            }
+            let hit = client.send("POST", &last.0, JSON, &last.1, Framing::Sized).await?;
+            assert!(hit.cache_status().starts_with(HIT), "the last miss was stored: {}", hit.cache_status());
+            let tag_indexes = host.kv.keys("default").iter().filter(|k| k.starts_with("post-cache:v3:ix:t:")).count();
+            // Each miss's 16 entities, or the one `User:*` all share, or none;
+            // past the cap the many small entities add `User:*`.
+            let expected = match (shown, tags) {
+                (Shown::Padded, "16") => 16 * MISSES,
+                (Shown::Padded, _) => 1,
+                (Shown::PaddedUntyped | Shown::ManyUntyped, _) => 0,
+                (Shown::Many, _) => 16 * MISSES + 1,
+            };
+            assert_eq!(tag_indexes, expected, "{what}, graphql_entity_tags={tags}: tag indexes");
+            println!(
+                "| {} | {what} | {tags} | {bytes} | {:.2} | {:.2} | {} | {tag_indexes} | {} |",
+                size(answer_len), median_ms(latencies), median_ms(instance), calls_column(&calls), mib(peak)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What a GraphQL mutation's invalidation costs with 100 and 100,000 entries
+/// in the store (issue 18): filler as in [`invalidation_cost`], and four
+/// stored queries of which two show `User:2`; each mutation answers `User:2`.
+async fn mutation_cost(engine: &wasmtime::Engine, post_cache: &wasmtime::component::Component, origin: &TestOrigin) -> wasmtime::Result<()> {
+    const TIMES: usize = 15;
+    const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+    println!();
+    println!("A GraphQL mutation's invalidation against the store size (sequential, median of {TIMES}; 4 stored queries, 2 of them showing User:2; the mutation answers User:2; its client is answered before the invalidation, whose time is the instance's and includes the 200 ms settle delay before the purge's second look at the index):");
+    println!();
+    println!("| entries in store | mutation p50 ms (client) | instance p50 ms | entries removed | store calls per mutation (get/set/delete/get-keys) | peak guest MiB |");
+    println!("|---:|---:|---:|---:|---|---:|");
+    let user = |id: &str| serde_json::json!({"__typename": "User", "id": id});
+    let gql = |document: &str, entities: serde_json::Value| {
+        serde_json::to_vec(&serde_json::json!({"query": document, "variables": {"entities": entities}})).expect("serialises")
+    };
+    let shows = "query Q($entities: [E]) { answer { n } }";
+    let first = gql(&shows.replace('Q', "First"), serde_json::json!([user("1")]));
+    let second = gql(&shows.replace('Q', "Second"), serde_json::json!([user("2")]));
+    let both = gql(&shows.replace('Q', "Both"), serde_json::json!([user("1"), {"__typename": "Post", "id": 9, "author": user("2")}]));
+    let post = gql(&shows.replace('Q', "Post"), serde_json::json!([{"__typename": "Post", "id": 3}]));
+    let update = gql("mutation Update($entities: [E]) { updateUser { id } }", serde_json::json!([user("2")]));
+    for entries in [100usize, 100_000] {
+        let host = start(engine, post_cache, in_front_of(origin, &[("body_format", "graphql"), ("sweep_every", "0")])).await?;
+        let filler = vec![0x11u8; 4 * KIB];
+        for n in 0..entries as u64 {
+            host.kv.insert("default", &format!("post-cache:v3:{n:032x}:{n:016x}:{n:064x}"), filler.clone());
+        }
+        let mut client = Client::new(host.addr);
+        for body in [&first, &second, &both, &post] {
+            assert_eq!(client.post("/graphql", JSON, body).await.cache_status(), MISS);
+        }
+        host.wait_idle(Duration::from_secs(60)).await;
+        let (mut latencies, mut instance, mut calls, mut peak, mut removed) = (Vec::new(), Vec::new(), Vec::new(), 0, Vec::new());
+        for _ in 0..TIMES {
+            let stored = real_entries(&host).len();
+            assert_eq!(stored, 4, "the four queries are stored");
+            host.stats.peak_memory.store(0, Ordering::SeqCst);
+            let before = host.kv.ops.snapshot();
+            let t = Instant::now();
+            let r = client.post("/graphql", JSON, &update).await;
+            latencies.push(t.elapsed());
+            assert_eq!((r.status, r.cache_status()), (200, "post-cache; fwd=bypass; detail=mutation".to_string()));
+            instance.push(idle_at(&host).await - t);
+            let used = host.kv.ops.snapshot() - before;
+            assert_eq!(used.get_keys, 0, "the mutation listed the store");
+            calls.push(used);
+            peak = peak.max(host.stats.peak_memory.load(Ordering::SeqCst));
+            removed.push(stored - real_entries(&host).len());
+            // Exactly the two queries that showed User:2 went.
+            for body in [&first, &post] {
+                let r = client.post("/graphql", JSON, body).await;
+                assert!(r.cache_status().starts_with(HIT), "a query without User:2 still hits: {}", r.cache_status());
+            }
+            for body in [&second, &both] {
+                assert_eq!(client.post("/graphql", JSON, body).await.cache_status(), MISS, "a query showing User:2 is a miss");
+            }
+            host.wait_idle(Duration::from_secs(60)).await;
+        }
+        assert!(removed.iter().all(|&n| n == 2), "every mutation removed two entries: {removed:?}");
+        let left = host.kv.keys_but_indexes("default").len();
+        assert_eq!(left, entries + 4, "the filler is all there");
+        println!(
+            "| {entries} | {:.2} | {:.2} | {} | {} | {} |",
+            median_ms(latencies), median_ms(instance), removed[0], calls_column(&calls), mib(peak)
+        );
+    }
+    Ok(())
+}
+
 /// Entries over hosted Spin's 1 MB value (issue 10), under the host's 1 MB
 /// cap: a 4 MiB hit against the origin answering directly, and its peak guest
 /// memory; then time to first byte of a 256 KiB miss (teed to the client as it
@@ -561,6 +753,8 @@ async fn large_entries(engine: &wasmtime::Engine, post_cache: &wasmtime::compone
     Ok(())
 }
 
+/// Stale hits against fresh hits of the same entry, and what collapsing does to
+/// a burst of identical cold misses.
 async fn stale_and_collapse(
     engine: &wasmtime::Engine,
     post_cache: &wasmtime::component::Component,
@@ -739,7 +933,10 @@ async fn hit_at_scale(engine: &wasmtime::Engine, post_cache: &wasmtime::componen
 /// than the full run. `BENCH_COMPONENTS=name=file.wasm,name=file.wasm` runs
 /// several builds of post-cache in the same rounds instead of the one just
 /// built (e.g. opt levels, or a build with a part of the hit path left out):
-/// the machine's drift then hits every build alike.
+/// the machine's drift then hits every build alike. With `graphql`, the hits
+/// are GraphQL queries in `graphql` mode (the 1 and 64 KiB bodies of the
+/// protocol section, and a query whose 4 KiB answer shows 16 entities), the
+/// floor hashing the same bodies.
 async fn hits_against_floor(
     engine: &wasmtime::Engine,
     post_cache: &wasmtime::component::Component,
@@ -747,8 +944,10 @@ async fn hits_against_floor(
     origin: &TestOrigin,
     scale: f64,
     limit: Duration,
+    graphql: bool,
 ) -> wasmtime::Result<()> {
     const HIT_ROUNDS: usize = 7;
+    const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
     let builds: Vec<(String, wasmtime::component::Component, u64)> = match std::env::var("BENCH_COMPONENTS") {
         Ok(list) => list
             .split(',')
@@ -763,41 +962,58 @@ async fn hits_against_floor(
             vec![("post-cache".to_string(), post_cache.clone(), bytes)]
         }
     };
+    // Each build has a host, and so a store, of its own.
     let mut hosts = Vec::new();
     for (_, component, _) in &builds {
-        hosts.push(start(engine, component, in_front_of(origin, &[("default_ttl", "86400")])).await?);
+        let vars: &[(&str, &str)] = if graphql { &[("default_ttl", "86400"), ("body_format", "graphql")] } else { &[("default_ttl", "86400")] };
+        hosts.push(start(engine, component, in_front_of(origin, vars)).await?);
     }
     let hg = start(engine, hash_get, HostConfig::default()).await?;
     let resp = 4 * KIB;
     hg.kv.insert("default", &format!("bench:value:{resp}"), vec![0x33; resp]);
-    println!("Hits against the hash+get floor ({CONCURRENCY} connections, median of {HIT_ROUNDS} interleaved rounds):");
+    let floor_path = format!("/bench?size={resp}&static=1");
+    let (path, headers, bodies): (String, &'static [(&str, &str)], Vec<(String, Vec<u8>)>) = if graphql {
+        let entities = entities_query(4 * KIB, Shown::Padded, 0);
+        let bodies = vec![
+            (format!("{} GraphQL", size(KIB)), graphql_body(KIB)),
+            (format!("{} GraphQL", size(64 * KIB)), graphql_body(64 * KIB)),
+            (format!("{} B GraphQL, 16 entities shown", entities.len()), entities),
+        ];
+        ("/graphql/q".into(), JSON, bodies)
+    } else {
+        let bodies = [KIB, 64 * KIB].map(|n| (size(n), spin_test_host::origin::binary_body(n, n as u64))).to_vec();
+        (floor_path.clone(), &[], bodies)
+    };
+    println!("Hits against the hash+get floor ({CONCURRENCY} connections, median of {HIT_ROUNDS} interleaved rounds{}):", if graphql { "; GraphQL hits in graphql mode, the floor answering 4 KiB for the same bodies" } else { "" });
     println!();
     println!("| build | component bytes | body | response | hash+get req/s | hit req/s | hit/hash+get req/s | hash+get p50 ms | hit p50 ms |");
     println!("|---|---:|---|---|---:|---:|---:|---:|---:|");
-    for body_len in [KIB, 64 * KIB] {
-        let count = ((if body_len == KIB { 3000.0 } else { 1500.0 }) * scale) as usize;
-        let body = Arc::new(spin_test_host::origin::binary_body(body_len, body_len as u64));
-        let q = format!("/bench?size={resp}&static=1");
+    for (label, body) in bodies {
+        let count = ((if body.len() <= 4 * KIB { 3000.0 } else { 1500.0 }) * scale) as usize;
+        let body = Arc::new(body);
+        let mut answer = 0;
         for pc in &hosts {
             let mut c = Client::new(pc.addr);
-            let warm = c.send("POST", &q, &[], &body, Framing::Sized).await?;
+            let warm = c.send("POST", &path, headers, &body, Framing::Sized).await?;
             assert!(warm.cache_status().contains("post-cache;"), "{}", warm.cache_status());
+            answer = warm.body.len();
             pc.wait_idle(Duration::from_secs(10)).await;
         }
         let mut floor = Vec::new();
         let mut hits: Vec<Vec<Figures>> = hosts.iter().map(|_| Vec::new()).collect();
         for _ in 0..HIT_ROUNDS {
-            floor.push(load_run(hg.addr, "POST", q.clone(), body.clone(), false, count, limit, None).await);
+            floor.push(load_run(hg.addr, "POST", floor_path.clone(), body.clone(), false, count, limit, None).await);
             for (pc, rounds) in hosts.iter().zip(&mut hits) {
-                rounds.push(load_run_checked(pc.addr, "POST", q.clone(), &[], body.clone(), false, count, limit, None, HIT).await);
+                rounds.push(load_run_checked(pc.addr, "POST", path.clone(), headers, body.clone(), false, count, limit, None, HIT).await);
             }
         }
         let h = median(floor);
+        let response = if graphql { format!("{answer} B") } else { size(resp) };
         for ((name, _, bytes), rounds) in builds.iter().zip(hits) {
             let hit = median(rounds);
             println!(
-                "| {name} | {bytes} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
-                size(body_len), size(resp), h.rps, hit.rps, hit.rps / h.rps, h.p50_ms, hit.p50_ms
+                "| {name} | {bytes} | {label} | {response} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                h.rps, hit.rps, hit.rps / h.rps, h.p50_ms, hit.p50_ms
             );
         }
     }
@@ -909,7 +1125,16 @@ async fn main() -> wasmtime::Result<()> {
         return sweep_cost(&engine, &post_cache, &origin).await;
     }
     if std::env::args().any(|a| a == "--hits") {
-        return hits_against_floor(&engine, &post_cache, &hash_get, &origin, scale, limit).await;
+        return hits_against_floor(&engine, &post_cache, &hash_get, &origin, scale, limit, false).await;
+    }
+    if std::env::args().any(|a| a == "--graphql-hits") {
+        return hits_against_floor(&engine, &post_cache, &hash_get, &origin, scale, limit, true).await;
+    }
+    if std::env::args().any(|a| a == "--graphql-misses") {
+        return graphql_miss_cost(&engine, &post_cache, &origin).await;
+    }
+    if std::env::args().any(|a| a == "--mutation") {
+        return mutation_cost(&engine, &post_cache, &origin).await;
     }
     if std::env::args().any(|a| a == "--sockets") {
         return socket_modes(&engine, &post_cache, &trivial, &forward, &origin, scale, limit).await;
@@ -1005,6 +1230,8 @@ async fn main() -> wasmtime::Result<()> {
     protocol_hits(&engine, &post_cache, &origin, scale, limit).await?;
     stale_and_collapse(&engine, &post_cache, &origin, scale, limit).await?;
     invalidation_cost(&engine, &post_cache, &origin).await?;
+    graphql_miss_cost(&engine, &post_cache, &origin).await?;
+    mutation_cost(&engine, &post_cache, &origin).await?;
     socket_modes(&engine, &post_cache, &trivial, &forward, &origin, scale, limit).await?;
     large_entries(&engine, &post_cache, &origin, scale).await?;
 
