@@ -84,6 +84,11 @@ fn add_line(
         None => Index::new(new_epoch, now),
     };
     let added = index.add(line, max_lines);
+    if tag.is_none() && added == (Added::Full { became: true }) {
+        // A full URL index is purged through the URL's key prefix: its lines
+        // are of no more use, and every later miss of the URL reads the index.
+        index.lines.clear();
+    }
     let wrote = matches!(added, Added::Added | Added::Full { became: true });
     if wrote {
         index.written = now;
