@@ -207,3 +207,22 @@ fn a_purge_takes_at_most_its_bound_from_indexes_and_says_to_continue() {
     assert!(entries(&store).is_empty());
     assert_eq!(store.listings.get(), 0);
 }
+
+#[test]
+fn an_index_past_a_purges_bound_is_left_unread_and_unwritten_for_the_next_request() {
+    let cfg = config(&[("purge_token", TOKEN), ("sweep_every", "0")]);
+    let store = MemoryStore::default();
+    let bound = crate::proxy::admin::MAX_INDEXED_ENTRIES;
+    for i in 0..bound {
+        run(&cfg, NOW, at("/a", "POST", i.to_string().as_bytes()), &store, &tagged("red"));
+    }
+    run(&cfg, NOW, at("/b", "POST", b"1"), &store, &tagged("blue"));
+    let blue_before = store.entries.borrow()[&tag_index_key("blue")].clone();
+    let runtime = FakeRuntime::default();
+    runtime.tokens.set(100);
+    let first = purge(&cfg, &store, r#"{"tags":["red","blue"]}"#, &runtime);
+    assert_eq!(first, format!(r#"{{"purged":{bound},"soft":false,"continue":""}}"#));
+    assert_eq!(store.entries.borrow()[&tag_index_key("blue")], blue_before, "blue's index was not rewritten");
+    assert_eq!(purge(&cfg, &store, r#"{"tags":["red","blue"],"continue":""}"#, &runtime), r#"{"purged":1,"soft":false}"#);
+    assert!(entries(&store).is_empty());
+}
